@@ -1,0 +1,4 @@
+{
+  description = "Emily Sovereign: placeholder, filled in by the NixOS issue";
+  outputs = { self }: { };
+}

@@ -1,0 +1,1 @@
+"""Triune agent loop on LangGraph."""

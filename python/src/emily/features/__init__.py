@@ -1,0 +1,1 @@
+"""Feature store (Feast, Redis online store)."""

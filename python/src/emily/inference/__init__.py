@@ -1,0 +1,1 @@
+"""Inference gateway: one OpenAI-compatible client over SGLang and llama.cpp."""

@@ -1,0 +1,1 @@
+"""Episodic memory on PostgreSQL + pgvector."""

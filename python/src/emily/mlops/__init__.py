@@ -1,0 +1,1 @@
+"""MLOps: MLflow tracking, registry, evaluation and tracing."""

@@ -1,0 +1,19 @@
+"""Which services make up the local stack, in start order."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from emily.config import Settings
+from emily.stack.postgres import LocalPostgres
+from emily.stack.redis import LocalRedis
+from emily.stack.service import LocalService
+from emily.stack.state import StateDir
+
+ServiceFactory = Callable[[Settings, StateDir], LocalService]
+
+# Order matters: later services may depend on earlier ones (MLflow stores runs in PostgreSQL).
+SERVICES: dict[str, ServiceFactory] = {
+    "postgres": LocalPostgres,
+    "redis": LocalRedis,
+}

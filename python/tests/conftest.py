@@ -1,0 +1,53 @@
+"""Shared fixtures: a real local stack (PostgreSQL + pgvector, Redis) in a temporary state dir.
+
+Subsystem fixtures (LLM server, MLflow, ...) live in ``tests/fixtures/`` and are loaded below.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from emily.config import Settings, load_settings
+from emily.stack import Endpoints, Stack, resolve_endpoints
+
+# Tests must never read the developer's own config or secrets.
+for _key in [k for k in os.environ if k.startswith("EMILY_")]:
+    del os.environ[_key]
+
+pytest_plugins: list[str] = []
+
+
+def make_settings(state_dir: Path, **overrides: object) -> Settings:
+    """Settings for a test stack: small server memory so several stacks fit on a laptop."""
+    stack = {
+        "postgres_shared_buffers": "256MB",
+        "postgres_maintenance_work_mem": "256MB",
+        "start_timeout_s": 90,
+    }
+    stack.update(overrides.pop("stack", {}))  # type: ignore[arg-type]
+    return load_settings(state_dir=state_dir, log_format="json", stack=stack, **overrides)
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return make_settings(tmp_path_factory.mktemp("state"))
+
+
+@pytest.fixture(scope="session")
+def stack(settings: Settings) -> Iterator[Stack]:
+    """PostgreSQL and Redis, started once per test session by our own stack code."""
+    local = Stack(settings)
+    local.up(["postgres", "redis"])
+    try:
+        yield local
+    finally:
+        local.down()
+
+
+@pytest.fixture(scope="session")
+def endpoints(stack: Stack, settings: Settings) -> Endpoints:
+    return resolve_endpoints(settings)
