@@ -50,39 +50,63 @@ class DatabaseSettings(BaseModel):
     admin_dsn: SecretStr | None = Field(
         default=None, description="Owner DSN for migrations and maintenance. Unset: same as dsn."
     )
-    pool_min_size: int = Field(default=1, ge=0)
-    pool_max_size: int = Field(default=8, ge=1)
-    app_role: str = Field(default="emily_app", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
-    embedding_dim: int = Field(default=384, ge=1, le=16000)
-    embedding_storage: Literal["halfvec", "vector"] = "halfvec"
-    hnsw_m: int = Field(default=16, ge=2, le=100)
-    hnsw_ef_construction: int = Field(default=64, ge=4, le=1000)
-    ef_search: int = Field(default=80, ge=1, le=1000)
-    partitions_ahead: int = Field(default=3, ge=0, le=120)
-    retention_months: int | None = Field(default=None, ge=1)
-    slow_query_ms: float = Field(default=200.0, ge=0)
-    statement_timeout_ms: int = Field(default=30_000, ge=0)
-    max_content_chars: int = Field(default=16_384, ge=1)
+    pool_min_size: int = Field(default=1, ge=0, description="Connections kept open.")
+    pool_max_size: int = Field(default=8, ge=1, description="Upper bound of the pool.")
+    app_role: str = Field(
+        default="emily_app",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="Least-privilege role the application connects as.",
+    )
+    embedding_dim: int = Field(
+        default=384, ge=1, le=16000, description="Dimension of semantic embeddings."
+    )
+    embedding_storage: Literal["halfvec", "vector"] = Field(
+        default="halfvec", description="halfvec halves index size at no measurable recall cost."
+    )
+    hnsw_m: int = Field(default=16, ge=2, le=100, description="HNSW graph degree (semantic).")
+    hnsw_ef_construction: int = Field(
+        default=64, ge=4, le=1000, description="HNSW build-time candidate list (semantic)."
+    )
+    ef_search: int = Field(
+        default=80, ge=1, le=1000, description="hnsw.ef_search set per query (recall/speed)."
+    )
+    partitions_ahead: int = Field(
+        default=3, ge=0, le=120, description="Monthly partitions created ahead of now."
+    )
+    retention_months: int | None = Field(
+        default=None, ge=1, description="Drop partitions older than this (unset: keep all)."
+    )
+    slow_query_ms: float = Field(
+        default=200.0, ge=0, description="Queries slower than this are logged (slow_query)."
+    )
+    statement_timeout_ms: int = Field(
+        default=30_000, ge=0, description="Server-side statement timeout for app sessions."
+    )
+    max_content_chars: int = Field(
+        default=16_384, ge=1, description="Longest episode text accepted."
+    )
 
 
 class RedisSettings(BaseModel):
     """Redis (working memory, online features). Without ``url`` the local stack's server is used."""
 
-    url: SecretStr | None = None
+    url: SecretStr | None = Field(default=None, description="redis:// URL. Unset: local stack.")
 
 
 class EmbedderSettings(BaseModel):
     """Text embedder: ``local`` runs all-MiniLM-L6-v2 on ONNX Runtime; ``openai`` calls
     an OpenAI-compatible ``/v1/embeddings`` endpoint."""
 
-    kind: Literal["local", "openai"] = "local"
+    kind: Literal["local", "openai"] = Field(
+        default="local", description="local: ONNX Runtime; openai: /v1/embeddings endpoint."
+    )
     model_dir: Path | None = Field(
         default=None, description="Sentence-transformers model dir. Unset: the shipped wheel."
     )
-    base_url: str | None = None
-    api_key: SecretStr | None = None
-    model: str = "all-MiniLM-L6-v2"
-    batch_size: int = Field(default=64, ge=1)
+    base_url: str | None = Field(default=None, description="OpenAI-compatible base URL.")
+    api_key: SecretStr | None = Field(default=None, description="API key for base_url.")
+    model: str = Field(default="all-MiniLM-L6-v2", description="Model name sent to the API.")
+    batch_size: int = Field(default=64, ge=1, description="Texts per embedding batch.")
     threads: int = Field(default=0, ge=0, description="ONNX Runtime intra-op threads; 0 = auto.")
 
 
@@ -93,9 +117,15 @@ class StackSettings(BaseModel):
         default=None, description="Directory with initdb/pg_ctl/postgres. Unset: the wheel's."
     )
     postgres_port: int = Field(default=0, ge=0, le=65535, description="0 = pick a free port.")
-    postgres_shared_buffers: str = "1GB"
-    postgres_maintenance_work_mem: str = "1GB"
-    postgres_max_parallel_maintenance_workers: int = Field(default=2, ge=0)
+    postgres_shared_buffers: str = Field(
+        default="1GB", description="Sized to hold the HNSW indexes in memory."
+    )
+    postgres_maintenance_work_mem: str = Field(
+        default="1GB", description="HNSW builds are fast only when the graph fits here."
+    )
+    postgres_max_parallel_maintenance_workers: int = Field(
+        default=2, ge=0, description="Parallel workers for index builds."
+    )
     redis_bin: Path | None = Field(default=None, description="redis-server. Unset: from PATH.")
     redis_port: int = Field(default=0, ge=0, le=65535, description="0 = pick a free port.")
     start_timeout_s: float = Field(default=60.0, gt=0)
@@ -111,10 +141,20 @@ class Settings(BaseSettings):
         validate_default=True,
     )
 
-    environment: Literal["development", "production"] = "development"
-    state_dir: Path = Field(default_factory=default_state_dir)
-    cache_dir: Path = Field(default_factory=default_cache_dir)
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    environment: Literal["development", "production"] = Field(
+        default="development", description="production: JSON logs always."
+    )
+    state_dir: Path = Field(
+        default_factory=default_state_dir,
+        description="Local stack data, logs and generated secrets (~/.local/state/emily).",
+    )
+    cache_dir: Path = Field(
+        default_factory=default_cache_dir,
+        description="Built binaries and converted models (~/.cache/emily).",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Minimum level logged."
+    )
     log_format: Literal["auto", "console", "json"] = Field(
         default="auto", description="auto: console on a terminal in development, else JSON."
     )

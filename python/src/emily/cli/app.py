@@ -89,9 +89,10 @@ def settings_of(ctx: typer.Context) -> Settings:
 
 def _register() -> None:
     # Imported here so each sub-app module can import `app`/`settings_of` from this module.
-    from emily.cli import stack_cmds
+    from emily.cli import config_cmds, stack_cmds
 
     stack_cmds.register(app)
+    config_cmds.register(app)
     for module_name in ("memory_cmds", "infer_cmds", "agents_cmds", "doctor_cmds", "demo_cmds"):
         try:
             module = __import__(f"emily.cli.{module_name}", fromlist=["register"])
