@@ -18,7 +18,7 @@ from emily.stack import Endpoints, Stack, resolve_endpoints
 for _key in [k for k in os.environ if k.startswith("EMILY_")]:
     del os.environ[_key]
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = ["tests.fixtures.llm", "tests.fixtures.mlflow"]
 
 
 def make_settings(state_dir: Path, **overrides: object) -> Settings:

@@ -49,6 +49,7 @@ def test_status_json_cli(stack: Stack, settings: Settings) -> None:
     payload = json.loads(result.stdout)
     by_name = {s["name"]: s for s in payload["services"]}
     assert by_name["postgres"]["healthy"] and by_name["redis"]["healthy"]
+    assert result.exit_code == 0, "services never started must not fail `status`"
 
 
 def test_restart_keeps_data(tmp_path: Path) -> None:

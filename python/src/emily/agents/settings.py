@@ -2,8 +2,59 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, SecretStr
 
 
 class AgentsSettings(BaseModel):
     """Loop deadlines, drives, working-memory TTLs, API service."""
+
+    loop_deadline_s: float = Field(
+        default=5.0, gt=0, description="Budget of one full perceive-to-consolidate turn."
+    )
+    cognition_enabled: bool = Field(
+        default=True, description="Ask the LLM for candidate policies (off: instinct + affect)."
+    )
+    cognition_deadline_s: float = Field(
+        default=3.5, gt=0, description="The LLM's share of the loop deadline; later = degraded."
+    )
+    cognition_max_tokens: int = Field(
+        default=96, ge=16, description="Completion budget of the cognition call."
+    )
+    memory_enabled: bool = Field(
+        default=True, description="Recall from and consolidate to episodic memory."
+    )
+    memory_timeout_s: float = Field(
+        default=2.0, gt=0, description="Recall/consolidate give up after this (degraded)."
+    )
+    recall_k: int = Field(default=5, ge=1, le=100, description="Episodes recalled per mode.")
+    redis_timeout_s: float = Field(
+        default=0.5, gt=0, description="Connect/command timeout for working memory in Redis."
+    )
+    working_memory_ttl_s: int = Field(
+        default=3600, ge=1, description="TTL of a thread's working memory in Redis."
+    )
+    broadcast_maxlen: int = Field(
+        default=100, ge=1, description="Approximate length cap of a thread's broadcast stream."
+    )
+    checkpoint_schema: str = Field(
+        default="emily_agents",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="PostgreSQL schema of LangGraph's checkpoint tables.",
+    )
+    db_connect_timeout_s: int = Field(
+        default=3, ge=1, description="Connect timeout to PostgreSQL for checkpoints."
+    )
+    precision: float = Field(
+        default=4.0, gt=0, description="Policy precision (inverse temperature) over -EFE."
+    )
+    weight_instinct: float = Field(default=1.0, ge=0, description="Workspace weight: instinct.")
+    weight_affect: float = Field(default=0.9, ge=0, description="Workspace weight: affect.")
+    weight_cognition: float = Field(default=1.1, ge=0, description="Workspace weight: cognition.")
+    history_limit: int = Field(
+        default=50, ge=1, description="Decisions kept in a thread's checkpointed history."
+    )
+    api_host: str = Field(default="127.0.0.1", description="`emily agents serve` bind address.")
+    api_port: int = Field(default=8765, ge=1, le=65535, description="`emily agents serve` port.")
+    api_token: SecretStr | None = Field(
+        default=None, description="Bearer token of the API (required by `emily agents serve`)."
+    )

@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     ) -> None:
-        """Show which local services run and answer. Exit code 1 if any is unhealthy."""
+        """Show which local services run and answer. Exit code 1 if a started one is unhealthy."""
         settings = settings_of(ctx)
         statuses = Stack(settings).status()
         if as_json:
@@ -68,5 +68,5 @@ def register(app: typer.Typer) -> None:
                     s.url or "",
                 )
             console.print(table)
-        if not all(s.healthy for s in statuses):
+        if not all(s.healthy for s in statuses if s.started):
             raise typer.Exit(code=1)

@@ -62,7 +62,15 @@ class Stack:
         for service in self._services(None):
             record = state.services.get(service.name)
             if record is None:
-                result.append(ServiceStatus(name=service.name, running=False, healthy=False))
+                result.append(
+                    ServiceStatus(
+                        name=service.name,
+                        running=False,
+                        healthy=False,
+                        started=False,
+                        detail="not started",
+                    )
+                )
             else:
                 result.append(service.probe(record))
         return result

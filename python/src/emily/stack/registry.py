@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from emily.config import Settings
+from emily.stack.llm import LocalLlamaServer
+from emily.stack.mlflow import LocalMlflow
 from emily.stack.postgres import LocalPostgres
 from emily.stack.redis import LocalRedis
 from emily.stack.service import LocalService
@@ -16,4 +18,6 @@ ServiceFactory = Callable[[Settings, StateDir], LocalService]
 SERVICES: dict[str, ServiceFactory] = {
     "postgres": LocalPostgres,
     "redis": LocalRedis,
+    "llm": LocalLlamaServer,
+    "mlflow": LocalMlflow,
 }

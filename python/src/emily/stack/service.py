@@ -13,6 +13,7 @@ class ServiceStatus(BaseModel):
     name: str
     running: bool
     healthy: bool
+    started: bool = True  # False: never started under this state directory
     pid: int | None = None
     url: str | None = None
     detail: str = ""

@@ -1,0 +1,138 @@
+"""The cognitive layer: the LLM appraises the stimulus and proposes candidate policies.
+
+The model only proposes; the workspace decides. Output is constrained to a small JSON schema so
+even a 135M-parameter model produces something usable, and anything that goes wrong (backend down,
+deadline, invalid JSON) is the caller's cue to decide without cognition.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Literal, Protocol, TypeVar
+
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode, Tracer
+from pydantic import BaseModel, Field
+
+from emily.agents.workspace import Proposal
+from emily.inference.types import ChatMessage, StructuredResult
+
+T = TypeVar("T", bound=BaseModel)
+
+PolicyName = Literal["rest", "withdraw", "approach", "explore", "reflect"]
+
+
+# Words, not floats: a grammar allows any number of digits, and small models use them all.
+CONFIDENCE = {"low": 0.3, "medium": 0.6, "high": 0.9}
+
+
+class Candidate(BaseModel):
+    policy: PolicyName
+    confidence: Literal["low", "medium", "high"]
+
+
+class CognitivePlan(BaseModel):
+    """What the LLM must return."""
+
+    appraisal: str = Field(max_length=60)
+    candidates: list[Candidate] = Field(min_length=1, max_length=2)
+
+
+class StructuredLLM(Protocol):
+    async def generate_structured(
+        self,
+        messages: Sequence[ChatMessage],
+        schema: type[T],
+        *,
+        max_tokens: int = ...,
+        deadline_s: float | None = ...,
+    ) -> StructuredResult[T]: ...
+
+
+# Short on purpose: on a small CPU every prompt token costs tens of milliseconds.
+SYSTEM = (
+    "Appraise the situation in a few words; propose 1-2 policies, confidence low|medium|high: "
+    "rest, withdraw (to safety), approach (people), explore (new things), reflect."
+)
+
+
+def messages_for(text: str, mood: Sequence[float], recalled: Sequence[str]) -> list[ChatMessage]:
+    memory = "; ".join(r[:80] for r in recalled[:2]) or "none"
+    user = (
+        f"Situation: {text[:400]}\n"
+        f"Mood (valence, arousal, dominance): {', '.join(f'{m:+.1f}' for m in mood)}\n"
+        f"Memories: {memory}"
+    )
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+
+
+class CognitionOutcome(BaseModel):
+    proposals: list[Proposal]
+    appraisal: str
+    model: str
+    backend: str
+    input_tokens: int
+    output_tokens: int
+    latency_ms: float
+
+
+async def deliberate(
+    llm: StructuredLLM,
+    messages: Sequence[ChatMessage],
+    *,
+    urgency: float,
+    max_tokens: int,
+    deadline_s: float,
+    tracer: Tracer | None = None,
+    model_hint: str = "",
+) -> CognitionOutcome:
+    """One LLM call inside a GenAI ``chat`` span; raises whatever the client raises."""
+    tracer = tracer or trace.get_tracer("emily.agents")
+    started = time.perf_counter()
+    with tracer.start_as_current_span(
+        f"chat {model_hint}".strip(),
+        kind=trace.SpanKind.CLIENT,
+        attributes={
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": model_hint,
+            "gen_ai.request.max_tokens": max_tokens,
+            "emily.deadline_s": deadline_s,
+        },
+        record_exception=True,
+    ) as span:
+        try:
+            result = await llm.generate_structured(
+                messages, CognitivePlan, max_tokens=max_tokens, deadline_s=deadline_s
+            )
+        except BaseException as exc:
+            span.set_attribute("error.type", type(exc).__name__)
+            span.set_attribute("emily.latency_ms", (time.perf_counter() - started) * 1000)
+            span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
+            raise
+        span.set_attributes(
+            {
+                "gen_ai.system": result.backend,
+                "gen_ai.provider.name": result.backend,
+                "gen_ai.request.model": model_hint or result.model,
+                "gen_ai.response.model": result.model,
+                "gen_ai.usage.input_tokens": result.usage.prompt_tokens,
+                "gen_ai.usage.output_tokens": result.usage.completion_tokens,
+                "emily.latency_ms": result.latency_ms,
+                "emily.attempts": result.attempts,
+            }
+        )
+    plan = result.value
+    proposals = [
+        Proposal("cognition", c.policy, CONFIDENCE[c.confidence], urgency, plan.appraisal)
+        for c in plan.candidates
+    ]
+    return CognitionOutcome(
+        proposals=proposals,
+        appraisal=plan.appraisal,
+        model=result.model,
+        backend=result.backend,
+        input_tokens=result.usage.prompt_tokens,
+        output_tokens=result.usage.completion_tokens,
+        latency_ms=result.latency_ms,
+    )

@@ -1,0 +1,104 @@
+"""``emily doctor``: what this machine can serve, and whether the pieces are in place."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from emily.config import Settings
+from emily.errors import EmilyError
+from emily.inference.client import InferenceClient
+from emily.inference.hardware import backend_support, cpu_flags, probe_gpus, rules_json
+from emily.inference.local import find_model, find_server_bin
+from emily.stack import Stack
+
+console = Console()
+
+
+def _found(find: Any, settings: Settings) -> dict[str, Any]:
+    try:
+        return {"ok": True, "path": str(find(settings))}
+    except EmilyError as exc:
+        return {"ok": False, "error": str(exc)}
+
+
+async def _backend_health(settings: Settings) -> dict[str, bool]:
+    async with InferenceClient.from_settings(settings) as client:
+        return await client.health()
+
+
+def diagnose(settings: Settings) -> dict[str, Any]:
+    gpus, cuda, why_none = probe_gpus()
+    first = gpus[0] if gpus else None
+    verdicts = backend_support(
+        first.compute_capability if first else None, first.name if first else "this GPU"
+    )
+    return {
+        "gpus": [g.model_dump(mode="json") for g in gpus],
+        "gpu_note": why_none,
+        "cuda_version": cuda,
+        "cpu_flags": cpu_flags(),
+        "backends": [v.model_dump() for v in verdicts],
+        "llama_server": _found(find_server_bin, settings),
+        "model": _found(find_model, settings),
+        "services": [s.model_dump(mode="json") for s in Stack(settings).status()],
+        "inference_health": asyncio.run(_backend_health(settings)),
+    }
+
+
+def _show(report: dict[str, Any]) -> None:
+    if report["gpus"]:
+        for gpu in report["gpus"]:
+            cc = gpu["compute_capability"]
+            console.print(
+                f"GPU: {gpu['name']}, compute capability "
+                f"{'.'.join(map(str, cc)) if cc else '?'}, driver {gpu['driver_version']}, "
+                f"CUDA {report['cuda_version'] or '?'}"
+            )
+    else:
+        console.print(f"GPU: none ({report['gpu_note']})")
+    flags = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in report["cpu_flags"].items())
+    console.print(f"CPU: {flags}")
+    table = Table("backend", "can run", "why", title="Backends on this machine")
+    for verdict in report["backends"]:
+        ok = "[green]yes[/]" if verdict["ok"] else "[red]no[/]"
+        table.add_row(verdict["backend"], ok, verdict["reason"])
+    console.print(table)
+    for label, key in (("llama-server", "llama_server"), ("model", "model")):
+        item = report[key]
+        mark = "[green]✓[/]" if item["ok"] else "[red]✗[/]"
+        console.print(f"{mark} {label}: {item.get('path') or item.get('error')}", highlight=False)
+    for service in report["services"]:
+        mark = "[green]●[/]" if service["healthy"] else "[red]○[/]"
+        console.print(f"{mark} service {service['name']}: {service['url'] or 'not started'}")
+    for name, ok in report["inference_health"].items():
+        console.print(f"{'[green]●[/]' if ok else '[red]○[/]'} inference backend {name}")
+
+
+def register(app: typer.Typer) -> None:
+    from emily.cli.app import settings_of
+
+    @app.command()
+    def doctor(
+        ctx: typer.Context,
+        as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+        rules: Annotated[
+            bool,
+            typer.Option("--rules-json", help="Print the GPU/backend rule table (for Nix)."),
+        ] = False,
+    ) -> None:
+        """GPU, CUDA, CPU flags, which inference backends can run here and why, and whether
+        llama-server, the model and the stack services are in place."""
+        if rules:
+            typer.echo(rules_json(), nl=False)
+            return
+        report = diagnose(settings_of(ctx))
+        if as_json:
+            typer.echo(json.dumps(report, indent=2))
+        else:
+            _show(report)

@@ -1,0 +1,178 @@
+"""``emily infer chat|bench|serve``: talk to, measure and run the inference backends."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+from emily.config import Settings
+from emily.errors import ConfigError
+from emily.inference.bench import BenchConfig, run_bench, total_requests
+from emily.inference.client import InferenceClient
+from emily.inference.from_json_schema import load_schema_file
+from emily.stack import Stack
+from emily.stack.process import pid_alive
+
+console = Console()
+infer_app = typer.Typer(help="Chat with, benchmark and serve the inference gateway.")
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise ConfigError(
+            f"expected comma-separated integers, got {text!r}", field="concurrency"
+        ) from exc
+    if not values or any(v < 1 for v in values):
+        raise ConfigError("concurrency levels must be positive", field="concurrency")
+    return values
+
+
+async def _chat(
+    settings: Settings,
+    prompt: str,
+    system: str | None,
+    schema: Path | None,
+    backend: str | None,
+    max_tokens: int,
+    stream: bool,
+) -> dict[str, object]:
+    messages = [{"role": "system", "content": system}] if system else []
+    messages.append({"role": "user", "content": prompt})
+    model = load_schema_file(schema) if schema is not None else None
+    async with InferenceClient.from_settings(settings) as client:
+        if model is not None:
+            structured = await client.generate_structured(
+                messages, model, max_tokens=max_tokens, backend=backend
+            )
+            payload = structured.model_dump(mode="json")
+            payload["value"] = structured.value.model_dump(mode="json")
+            return payload
+        result = await client.chat(messages, max_tokens=max_tokens, stream=stream, backend=backend)
+        return result.model_dump(mode="json")
+
+
+def register(app: typer.Typer) -> None:
+    from emily.cli.app import settings_of
+
+    @infer_app.command("chat")
+    def chat(
+        ctx: typer.Context,
+        prompt: Annotated[str, typer.Argument(help="The user message.")],
+        schema: Annotated[
+            Path | None,
+            typer.Option("--schema", help="JSON-schema file: answer is constrained and validated."),
+        ] = None,
+        backend: Annotated[
+            str | None, typer.Option("--backend", help="Only this backend (no fallback).")
+        ] = None,
+        system: Annotated[str | None, typer.Option("--system", help="System prompt.")] = None,
+        max_tokens: Annotated[int, typer.Option("--max-tokens", min=1)] = 256,
+        stream: Annotated[bool, typer.Option("--stream/--no-stream")] = True,
+        as_json: Annotated[bool, typer.Option("--json", help="Full result as JSON.")] = False,
+    ) -> None:
+        """Ask the backend chain once; with --schema, get validated JSON."""
+        result = asyncio.run(
+            _chat(settings_of(ctx), prompt, system, schema, backend, max_tokens, stream)
+        )
+        if as_json:
+            typer.echo(json.dumps(result, indent=2))
+            return
+        if schema is not None:
+            typer.echo(json.dumps(result["value"], indent=2))
+        else:
+            typer.echo(str(result["text"]))
+        ttft = result.get("ttft_ms")
+        console.print(
+            f"[dim]{result['backend']} · {result['model']} · {result['latency_ms']:.0f} ms"
+            + (f" · TTFT {ttft:.0f} ms" if isinstance(ttft, float) else "")
+            + "[/]",
+            highlight=False,
+        )
+
+    @infer_app.command("bench")
+    def bench(
+        ctx: typer.Context,
+        out: Annotated[Path, typer.Option("--json", help="Write the results here (JSON).")],
+        url: Annotated[
+            list[str] | None,
+            typer.Option("--url", help="OpenAI base URL (repeatable). Default: configured chain."),
+        ] = None,
+        concurrency: Annotated[str, typer.Option("--concurrency")] = "1,4,8",
+        requests: Annotated[int, typer.Option("--requests", min=0, help="Chats per level.")] = 16,
+        prompt_tokens: Annotated[int, typer.Option("--prompt-tokens", min=8)] = 100,
+        max_tokens: Annotated[int, typer.Option("--max-tokens", min=1)] = 32,
+        structured: Annotated[
+            int, typer.Option("--structured", min=0, help="Cognition-schema requests per level.")
+        ] = 0,
+    ) -> None:
+        """TTFT, inter-token latency, tokens/s, client overhead and structured validity."""
+        config = BenchConfig(
+            urls=url or [],
+            concurrency=_ints(concurrency),
+            requests=requests,
+            prompt_tokens=prompt_tokens,
+            max_tokens=max_tokens,
+            structured=structured,
+        )
+        settings = settings_of(ctx)
+        backends = len(config.urls) or len(settings.inference.backends)
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+        ) as progress:
+            task = progress.add_task("bench", total=total_requests(config, backends))
+            report = asyncio.run(run_bench(settings, config, lambda n: progress.advance(task, n)))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        for row in report["results"]:
+            console.print(
+                f"{row['backend']} c={row['concurrency']}: TTFT p50 {row['ttft_ms']['p50']} ms, "
+                f"ITL p50 {row['inter_token_ms']['p50']} ms, {row['output_tokens_per_s']} tok/s, "
+                f"overhead p95 {row['client_overhead_ms']['p95']} ms, "
+                f"validity {row['structured']['validity']}",
+                highlight=False,
+            )
+        console.print(f"wrote {out}")
+
+    @infer_app.command("serve")
+    def serve(
+        ctx: typer.Context,
+        foreground: Annotated[
+            bool,
+            typer.Option("--foreground", help="Stay attached; stop the server on Ctrl-C."),
+        ] = False,
+    ) -> None:
+        """Start the local llama-server (same as `emily up -s llm`)."""
+        stack = Stack(settings_of(ctx))
+        record = stack.up(["llm"]).services["llm"]
+        console.print(f"[green]●[/] llm  {record.url}  pid {record.pid}")
+        console.print(f"[dim]log: {record.details.get('log')}[/]")
+        if not foreground:
+            return
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            while not stop.wait(1.0):
+                if not pid_alive(record.pid):
+                    console.print("[red]llama-server exited[/]")
+                    raise typer.Exit(code=1)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            stack.down(["llm"])
+            console.print("stopped")
+
+    app.add_typer(infer_app, name="infer")

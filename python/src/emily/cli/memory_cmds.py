@@ -1,0 +1,294 @@
+"""``emily memory ...``: add, ingest, search, stats, maintain, backup, restore, migrate."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from emily.config import Settings
+from emily.memory import backup as backup_mod
+from emily.memory import maintenance
+from emily.memory.errors import InvalidEpisodeError
+from emily.memory.jsonl import read_episodes
+from emily.memory.migrations import migrate as run_migrations
+from emily.memory.models import Episode, SearchResult
+from emily.memory.store import MemoryStore, Mode
+
+console = Console()
+err_console = Console(stderr=True)
+
+memory_app = typer.Typer(
+    no_args_is_help=True, help="Episodic memory: add, ingest, search, maintain, back up."
+)
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    from emily.cli.app import settings_of
+
+    return settings_of(ctx)
+
+
+def _parse_time(value: str | None, field: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidEpisodeError(f"not an ISO-8601 timestamp: {value!r}", field=field) from exc
+    if moment.tzinfo is None:
+        raise InvalidEpisodeError("timestamp needs a UTC offset, e.g. +00:00", field=field)
+    return moment
+
+
+def _parse_json_object(value: str | None, field: str) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise InvalidEpisodeError(f"malformed JSON: {exc.msg}", field=field) from exc
+    if not isinstance(parsed, dict):
+        raise InvalidEpisodeError("must be a JSON object", field=field)
+    return parsed
+
+
+@memory_app.command()
+def migrate(ctx: typer.Context) -> None:
+    """Create or update the schema, the app role's grants and the partitions ahead."""
+    applied = run_migrations(_settings(ctx))
+    console.print(f"schema up to date (applied: {applied or 'nothing new'})")
+
+
+@memory_app.command()
+def add(
+    ctx: typer.Context,
+    text: Annotated[str, typer.Argument(help="What happened.")],
+    valence: Annotated[float, typer.Option(help="Valence in [-1, 1].")],
+    arousal: Annotated[float, typer.Option(help="Arousal in [-1, 1].")],
+    dominance: Annotated[float, typer.Option(help="Dominance in [-1, 1].")],
+    at: Annotated[str | None, typer.Option(help="ISO-8601 time with offset (now).")] = None,
+    context: Annotated[str | None, typer.Option(help="JSON object of context.")] = None,
+) -> None:
+    """Remember one episode (its embedding is computed by the configured embedder)."""
+    episode = {
+        "content": text,
+        "occurred_at": _parse_time(at, "at") or datetime.now(UTC),
+        "affect": [valence, arousal, dominance],
+        "context": _parse_json_object(context, "context") or {},
+    }
+    with MemoryStore(_settings(ctx)) as store:
+        new_id = store.add(episode)
+    console.print(f"added episode {new_id}")
+
+
+def _count_valid(path: Path, settings: Settings) -> int:
+    return sum(1 for _ in read_episodes(path, settings))
+
+
+@memory_app.command()
+def ingest(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="JSONL file, one episode per line.")],
+    batch_size: Annotated[int, typer.Option(min=1, help="Episodes per atomic batch.")] = 500,
+) -> None:
+    """Load episodes from JSONL. The whole file is validated first (an error names the line and
+    nothing is written); then each batch is written atomically."""
+    settings = _settings(ctx)
+    total = _count_valid(file, settings)
+    written = batches = 0
+    with (
+        MemoryStore(settings) as store,
+        Progress(
+            TextColumn("ingest"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+        ) as progress,
+    ):
+        task = progress.add_task("ingest", total=total)
+        batch: list[Episode] = []
+        first_line = 1
+
+        def flush() -> None:
+            nonlocal written, batches, batch
+            store.add_many(batch, batch_row_offset=first_line)
+            written += len(batch)
+            batches += 1
+            # One line per acknowledged (committed) batch, so callers can tell what is durable.
+            console.print(f"committed batch {batches}: {len(batch)} rows, {written} total")
+            progress.advance(task, len(batch))
+            batch = []
+
+        for lineno, episode in read_episodes(file, settings):
+            if not batch:
+                first_line = lineno
+            batch.append(episode)
+            if len(batch) >= batch_size:
+                flush()
+        if batch:
+            flush()
+    console.print(f"ingested {written} episodes in {batches} batches")
+
+
+def _result_row(result: SearchResult) -> dict[str, Any]:
+    return result.model_dump(mode="json")
+
+
+@memory_app.command()
+def search(
+    ctx: typer.Context,
+    query: Annotated[str | None, typer.Argument(help="Text to search for.")] = None,
+    k: Annotated[int, typer.Option(min=1, max=1000, help="Results wanted.")] = 10,
+    mode: Annotated[str, typer.Option(help="semantic, affective or hybrid.")] = "semantic",
+    affect: Annotated[
+        str | None, typer.Option(help="Affect to match: 'valence,arousal,dominance'.")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="Only episodes at or after (ISO).")] = None,
+    until: Annotated[str | None, typer.Option(help="Only episodes before (ISO).")] = None,
+    min_valence: Annotated[float | None, typer.Option(help="Lowest valence.")] = None,
+    max_valence: Annotated[float | None, typer.Option(help="Highest valence.")] = None,
+    min_arousal: Annotated[float | None, typer.Option(help="Lowest arousal.")] = None,
+    context: Annotated[str | None, typer.Option(help="JSON object the context contains.")] = None,
+    semantic_weight: Annotated[float, typer.Option(help="Hybrid weight of meaning.")] = 0.7,
+    ef_search: Annotated[int | None, typer.Option(help="hnsw.ef_search for this query.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Recall episodes by meaning, affect or both."""
+    if mode not in ("semantic", "affective", "hybrid"):
+        raise InvalidEpisodeError(f"unknown mode {mode!r}", field="mode")
+    affect_values = None
+    if affect is not None:
+        try:
+            affect_values = [float(part) for part in affect.split(",")]
+        except ValueError as exc:
+            raise InvalidEpisodeError("expected three numbers", field="affect") from exc
+    mode_value: Mode = mode  # type: ignore[assignment]
+    with MemoryStore(_settings(ctx)) as store:
+        results = store.search(
+            query,
+            affect=affect_values,
+            mode=mode_value,
+            k=k,
+            since=_parse_time(since, "since"),
+            until=_parse_time(until, "until"),
+            min_valence=min_valence,
+            max_valence=max_valence,
+            min_arousal=min_arousal,
+            context=_parse_json_object(context, "context"),
+            semantic_weight=semantic_weight,
+            ef_search=ef_search,
+        )
+    if as_json:
+        typer.echo(json.dumps([_result_row(r) for r in results], indent=2))
+        return
+    table = Table("sim", "when", "v/a/d", "content", title=f"{mode} search")
+    for r in results:
+        table.add_row(
+            f"{r.similarity:.3f}",
+            r.occurred_at.isoformat(timespec="minutes"),
+            "/".join(f"{x:+.2f}" for x in r.affect.as_list()),
+            r.content[:100],
+        )
+    console.print(table)
+
+
+@memory_app.command()
+def stats(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Rows, partitions, table and index sizes, dead tuples."""
+    result = maintenance.stats(_settings(ctx))
+    if as_json:
+        typer.echo(json.dumps(result.model_dump(mode="json"), indent=2))
+        return
+    table = Table("partition", "rows", "table", "indexes", "dead")
+    for p in result.partitions:
+        table.add_row(
+            p.name, str(p.rows), _size(p.table_bytes), _size(p.index_bytes), str(p.dead_rows)
+        )
+    console.print(table)
+    console.print(
+        f"{result.rows} rows, table {_size(result.table_bytes)}, "
+        f"indexes {_size(result.index_bytes)}, bloat {result.bloat_ratio:.1%}"
+    )
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return str(n)  # pragma: no cover - loop always returns
+
+
+@memory_app.command()
+def maintain(
+    ctx: typer.Context,
+    reindex: Annotated[bool, typer.Option(help="REINDEX CONCURRENTLY the HNSW indexes.")] = False,
+    retention_months: Annotated[
+        int | None, typer.Option(min=1, help="Drop partitions older than N months.")
+    ] = None,
+) -> None:
+    """VACUUM ANALYZE, partitions ahead, optional reindex and retention."""
+    settings = _settings(ctx)
+    created = maintenance.ensure_partitions_ahead(settings)
+    console.print(f"partitions ahead: {', '.join(created)}")
+    dropped = maintenance.apply_retention(settings, retention_months)
+    console.print(f"dropped partitions: {', '.join(dropped) or 'none'}")
+    if reindex:
+        console.print(f"reindexed: {', '.join(maintenance.reindex(settings)) or 'none'}")
+    maintenance.vacuum_analyze(settings)
+    console.print("vacuum analyze done")
+
+
+@memory_app.command()
+def backup(
+    ctx: typer.Context, path: Annotated[Path, typer.Argument(help="Backup file to write.")]
+) -> None:
+    """Back up the database with pg_dump (custom format)."""
+    written = backup_mod.backup(_settings(ctx), path)
+    console.print(f"backup written to {written}")
+
+
+@memory_app.command()
+def restore(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="Backup file to restore.")],
+    into: Annotated[
+        str | None, typer.Option(help="Restore into this new database instead of replacing.")
+    ] = None,
+) -> None:
+    """Restore a backup made by `emily memory backup`."""
+    target = backup_mod.restore(_settings(ctx), path, into)
+    console.print(f"restored into database {target}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(memory_app, name="memory")
+
+
+def _register_bench() -> None:
+    """``emily memory bench`` comes from the bench module when it is installed."""
+    try:
+        module = importlib.import_module("emily.memory.bench.cli")
+    except ModuleNotFoundError as exc:
+        if exc.name != "emily.memory.bench.cli":
+            raise
+        return
+    register_bench: Callable[[typer.Typer], None] = module.register_bench
+    register_bench(memory_app)
+
+
+_register_bench()

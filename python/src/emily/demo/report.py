@@ -1,0 +1,233 @@
+"""The demo report: PNG charts (matplotlib, Agg) and a self-contained ``index.html`` that
+references them relatively, so the folder can be copied or served as it is."""
+
+from __future__ import annotations
+
+import html
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+import matplotlib
+
+# No display on servers and CI: render to files only.
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+from pydantic import BaseModel, Field
+
+CHARTS = {
+    "affect": "affect-trajectory.png",
+    "wins": "layer-wins.png",
+    "latency": "loop-latency.png",
+    "degraded": "degraded-decisions.png",
+}
+LAYERS = ("instinct", "affect", "cognition")
+
+
+class LoopRecord(BaseModel):
+    """One turn of the scripted day as the report sees it."""
+
+    index: int
+    at: datetime
+    text: str
+    valence: float = Field(ge=-1, le=1)
+    arousal: float = Field(ge=-1, le=1)
+    dominance: float = Field(ge=-1, le=1)
+    winner: str
+    policy: str
+    latency_ms: float = Field(ge=0)
+    degraded: bool
+    reason: str | None = None
+    tight_deadline: bool = False
+
+
+class SearchRow(BaseModel):
+    """One search result shown in the report (the memory part of the demo)."""
+
+    query: str
+    mode: str
+    content: str
+    similarity: float
+    affect: tuple[float, float, float]
+
+
+def _days(moment: datetime) -> float:
+    """Matplotlib's date number (days since its default epoch, 1970-01-01 UTC)."""
+    return moment.timestamp() / 86_400.0
+
+
+def _save(fig: Figure, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_affect(records: Sequence[LoopRecord], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    x = [_days(r.at) for r in records]
+    ax.xaxis_date()
+    for name, colour in (("valence", "tab:green"), ("arousal", "tab:red")):
+        ax.plot(x, [getattr(r, name) for r in records], marker="o", ms=3, label=name, c=colour)
+    ax.plot(x, [r.dominance for r in records], marker="o", ms=3, label="dominance", c="tab:blue")
+    ax.set_ylim(-1.05, 1.05)
+    ax.axhline(0, c="grey", lw=0.5)
+    ax.set_ylabel("affect")
+    ax.set_title("Affect trajectory over the day (after each turn)")
+    ax.legend(loc="lower left", ncols=3, fontsize=8)
+    fig.autofmt_xdate()
+    _save(fig, path)
+
+
+def plot_wins(records: Sequence[LoopRecord], path: Path) -> None:
+    counts = Counter(r.winner for r in records)
+    names = [*LAYERS, *sorted(set(counts) - set(LAYERS))]
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    bars = ax.bar(names, [counts.get(n, 0) for n in names], color="tab:purple")
+    ax.bar_label(bars)
+    ax.set_ylabel("decisions won")
+    ax.set_title("Workspace winner per layer")
+    _save(fig, path)
+
+
+def plot_latency(records: Sequence[LoopRecord], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    values = [r.latency_ms for r in records]
+    ax.hist(values, bins=min(20, max(5, len(values) // 2)), color="tab:orange")
+    ax.set_xlabel("loop latency (ms)")
+    ax.set_ylabel("turns")
+    ax.set_title("Full loop latency")
+    _save(fig, path)
+
+
+def plot_degraded(records: Sequence[LoopRecord], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(9, 2.6))
+    x = [_days(r.at) for r in records]
+    ax.xaxis_date()
+    y = [1 if r.degraded else 0 for r in records]
+    colours = ["tab:red" if r.degraded else "tab:green" for r in records]
+    ax.scatter(x, y, c=colours, s=30)
+    ax.set_yticks([0, 1], ["full", "degraded"])
+    ax.set_ylim(-0.5, 1.5)
+    ax.set_title(f"Degraded decisions: {sum(y)} of {len(y)}")
+    fig.autofmt_xdate()
+    _save(fig, path)
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:70em;color:#222}"
+    "table{border-collapse:collapse;font-size:0.85em;margin:1em 0}"
+    "td,th{border:1px solid #ccc;padding:0.25em 0.5em;text-align:left}"
+    "th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee;margin:0.5em 0}"
+    ".note{color:#555}"
+)
+
+
+def render_html(
+    records: Sequence[LoopRecord],
+    searches: Sequence[SearchRow],
+    *,
+    title: str,
+    notes: Sequence[str],
+    charts: bool,
+) -> str:
+    parts = [f"<h1>{html.escape(title)}</h1>"]
+    parts.extend(f"<p class='note'>{html.escape(n)}</p>" for n in notes)
+    if searches:
+        parts.append("<h2>Episodic memory: search results</h2>")
+        parts.append(
+            _table(
+                ["query", "mode", "similarity", "V/A/D", "episode"],
+                [
+                    [
+                        s.query,
+                        s.mode,
+                        f"{s.similarity:.3f}",
+                        "/".join(f"{v:+.2f}" for v in s.affect),
+                        s.content,
+                    ]
+                    for s in searches
+                ],
+            )
+        )
+    if records and charts:
+        latencies = [r.latency_ms for r in records]
+        degraded = sum(r.degraded for r in records)
+        parts.append("<h2>The scripted day</h2>")
+        parts.append(
+            f"<p>{len(records)} turns, {degraded} degraded; loop latency p50 "
+            f"{_percentile(latencies, 50):.0f} ms, p95 {_percentile(latencies, 95):.0f} ms.</p>"
+        )
+        alts = {
+            "affect": "Affect trajectory",
+            "wins": "Per-layer proposal wins",
+            "latency": "Loop latency histogram",
+            "degraded": "Degraded decisions",
+        }
+        parts.extend(
+            f"<img src='{CHARTS[key]}' alt='{html.escape(alt)}'>" for key, alt in alts.items()
+        )
+        parts.append(
+            _table(
+                ["#", "time", "stimulus", "winner", "policy", "V/A/D", "ms", "degraded"],
+                [
+                    [
+                        str(r.index),
+                        f"{r.at:%H:%M}",
+                        r.text,
+                        r.winner,
+                        r.policy,
+                        f"{r.valence:+.2f}/{r.arousal:+.2f}/{r.dominance:+.2f}",
+                        f"{r.latency_ms:.0f}",
+                        (r.reason or "yes") if r.degraded else "",
+                    ]
+                    for r in records
+                ],
+            )
+        )
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
+        f"<body>{''.join(parts)}</body></html>\n"
+    )
+
+
+def write_report(
+    directory: Path,
+    records: Sequence[LoopRecord],
+    searches: Sequence[SearchRow] = (),
+    *,
+    title: str = "Emily Sovereign demo",
+    notes: Sequence[str] = (),
+) -> Path:
+    """Write the charts (when there are turns) and ``index.html``; returns the HTML path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if records:
+        plot_affect(records, directory / CHARTS["affect"])
+        plot_wins(records, directory / CHARTS["wins"])
+        plot_latency(records, directory / CHARTS["latency"])
+        plot_degraded(records, directory / CHARTS["degraded"])
+    page = directory / "index.html"
+    page.write_text(
+        render_html(records, searches, title=title, notes=notes, charts=bool(records)),
+        encoding="utf-8",
+    )
+    return page

@@ -1,0 +1,363 @@
+"""The main job behind ``emily demo``: stack up, memory seeded from the WordNet corpus, a few
+searches, the scripted day through the agent loop, the report, and where to see the traces.
+
+Only the core (PostgreSQL and episodic memory) is allowed to fail the demo. Every other part
+(Redis, the LLM, MLflow, the agent loop itself) degrades with a message and the demo goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from emily.config import Settings
+from emily.demo.corpus import build_corpus, read_jsonl, write_jsonl
+from emily.demo.day import DayEvent, day_events, demo_day, stimulus_payload
+from emily.demo.report import LoopRecord, SearchRow, write_report
+from emily.errors import EmilyError
+from emily.stack import Stack
+from emily.stack.registry import SERVICES
+from emily.telemetry.logs import get_logger
+
+log = get_logger("demo")
+
+# Queries of the memory part: one per retrieval mode, with an affect for the affective ones.
+QUERIES: tuple[tuple[str, str, tuple[float, float, float] | None], ...] = (
+    ("a joyful celebration with friends", "semantic", None),
+    ("calm and safe at home", "affective", (0.6, -0.6, 0.2)),
+    ("danger in the dark", "hybrid", (-0.7, 0.7, -0.5)),
+)
+TIGHT_COGNITION_DEADLINE_S = 0.05
+
+
+@dataclass
+class DemoOptions:
+    corpus_size: int = 3000
+    stimuli: int | None = None
+    report_dir: Path = Path("demo-report")
+    days: int = 120
+    agents: bool = True
+
+
+@dataclass
+class DemoResult:
+    corpus_size: int
+    seeded: int
+    rows: int
+    searches: list[SearchRow]
+    records: list[LoopRecord]
+    report: Path
+    mlflow_url: str | None = None
+    traces_url: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+# -- stack ---------------------------------------------------------------------------------------
+def _external(settings: Settings, name: str) -> bool:
+    """Services the settings point elsewhere need no local server."""
+    if name == "postgres":
+        return settings.database.dsn is not None
+    if name == "redis":
+        return settings.redis.url is not None
+    if name == "mlflow":
+        return settings.mlflow.tracking_uri is not None
+    return False
+
+
+def start_stack(settings: Settings, console: Console, problems: list[str]) -> Stack:
+    """PostgreSQL must start; the other services may fail (noted in ``problems``)."""
+    stack = Stack(settings)
+    for name in SERVICES:
+        if _external(settings, name):
+            console.print(f"[dim]●[/] {name:<9} external (configured)")
+            continue
+        with console.status(f"starting {name} …"):
+            try:
+                record = stack.up([name]).services[name]
+            except EmilyError as exc:
+                if name == "postgres":
+                    raise
+                problems.append(f"{name} did not start: {exc}")
+                console.print(f"[yellow]●[/] {name:<9} not available: {exc}")
+                continue
+        console.print(f"[green]●[/] {name:<9} {record.url}")
+    return stack
+
+
+# -- corpus and memory ---------------------------------------------------------------------------
+def corpus_path(settings: Settings, size: int) -> Path:
+    return settings.state_dir / "demo" / f"wordnet-{size}.jsonl"
+
+
+def load_corpus(settings: Settings, size: int, days: int, console: Console) -> list[dict[str, Any]]:
+    """The cached corpus of this size, else built now (embedding is the slow part)."""
+    path = corpus_path(settings, size)
+    if path.is_file():
+        episodes = read_jsonl(path)
+        if len(episodes) == size:
+            return episodes
+    from emily.memory.embedding import create_embedder
+
+    embedder = create_embedder(settings)
+    with _progress(console) as progress:
+        task = progress.add_task("embedding WordNet glosses", total=size)
+        episodes = build_corpus(
+            embedder.embed,
+            size=size,
+            days=days,
+            progress=lambda n: progress.advance(task, n),
+        )
+    write_jsonl(episodes, path)
+    return episodes
+
+
+def _marker(settings: Settings) -> Path:
+    return settings.state_dir / "demo" / "seeded.json"
+
+
+def _already_seeded(store: Any, settings: Settings, corpus: Sequence[dict[str, Any]]) -> int:
+    """How many leading corpus episodes are in memory. Corpora of every size share a prefix
+    (same hash order), so only the tail beyond what was seeded before is new."""
+    marker = _marker(settings)
+    if not marker.is_file():
+        return 0
+    try:
+        seeded = int(json.loads(marker.read_text(encoding="utf-8"))["seeded"])
+        last = corpus[min(seeded, len(corpus)) - 1]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return 0
+    # The marker may be stale (database restored or recreated): check the last one is there.
+    hits = store.search(
+        query_vector=last["embedding"],
+        k=1,
+        mode="semantic",
+        context={"source": "wordnet", "synset": last["context"]["synset"]},
+    )
+    return min(seeded, len(corpus)) if hits else 0
+
+
+def seed_memory(
+    settings: Settings, store: Any, corpus: Sequence[dict[str, Any]], console: Console
+) -> int:
+    """Add the corpus episodes not yet in memory (batches of 500, one transaction each)."""
+    start = _already_seeded(store, settings, corpus)
+    todo = corpus[start:]
+    if not todo:
+        console.print(f"memory already holds the {len(corpus)}-episode corpus; not seeding again")
+        return 0
+    batch = 500
+    with _progress(console) as progress:
+        task = progress.add_task("seeding episodic memory", total=len(todo))
+        for offset in range(0, len(todo), batch):
+            chunk = todo[offset : offset + batch]
+            store.add_many(chunk, batch_row_offset=start + offset + 1)
+            progress.advance(task, len(chunk))
+    marker = _marker(settings)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"seeded": len(corpus)}), encoding="utf-8")
+    return len(todo)
+
+
+def run_searches(store: Any, console: Console, k: int = 3) -> list[SearchRow]:
+    table = Table("query", "mode", "sim.", "V/A/D", "episode", title="Episodic memory")
+    rows: list[SearchRow] = []
+    for query, mode, affect in QUERIES:
+        results = store.search(query, k=k, mode=mode, affect=affect)
+        for result in results:
+            vad = tuple(result.affect.as_list())
+            row = SearchRow(
+                query=query,
+                mode=mode,
+                content=result.content,
+                similarity=result.similarity,
+                affect=(vad[0], vad[1], vad[2]),
+            )
+            rows.append(row)
+            table.add_row(
+                query,
+                mode,
+                f"{row.similarity:.3f}",
+                "/".join(f"{v:+.2f}" for v in row.affect),
+                row.content[:80],
+            )
+    console.print(table)
+    return rows
+
+
+# -- the scripted day ----------------------------------------------------------------------------
+@contextmanager
+def _cognition_deadline(settings: Settings, seconds: float | None) -> Iterator[None]:
+    """The loop reads its deadlines from ``settings.agents`` at every turn; a demo copy of the
+    settings is changed for one turn to force a degraded decision on purpose."""
+    if seconds is None:
+        yield
+        return
+    previous = settings.agents.cognition_deadline_s
+    settings.agents.cognition_deadline_s = seconds
+    try:
+        yield
+    finally:
+        settings.agents.cognition_deadline_s = previous
+
+
+async def run_day(
+    settings: Settings,
+    events: Sequence[DayEvent],
+    console: Console,
+    on_turn: Callable[[LoopRecord], None] | None = None,
+) -> list[LoopRecord]:
+    """Every event through the agent loop, in one new thread; raises ``ImportError`` when the
+    agent package is not installed and ``EmilyError`` when the loop cannot run at all."""
+    from emily.agents.loop import Agent
+    from emily.agents.perception import Stimulus
+
+    demo_settings = settings.model_copy(deep=True)
+    day = demo_day()
+    thread_id = f"demo-{day:%Y%m%d}-{uuid.uuid4().hex[:6]}"
+    records: list[LoopRecord] = []
+    agent = await Agent.open(demo_settings)
+    try:
+        with _progress(console) as progress:
+            task = progress.add_task("living through the day", total=len(events))
+            for index, event in enumerate(events, start=1):
+                stimulus = Stimulus.model_validate(stimulus_payload(event, day))
+                tight = TIGHT_COGNITION_DEADLINE_S if event.tight_deadline else None
+                with _cognition_deadline(demo_settings, tight):
+                    result = await agent.step(thread_id, stimulus)
+                vad = [max(-1.0, min(1.0, float(v))) for v in result.affect]
+                record = LoopRecord(
+                    index=index,
+                    at=stimulus.at or datetime.now(UTC),
+                    text=event.text,
+                    valence=vad[0],
+                    arousal=vad[1],
+                    dominance=vad[2],
+                    winner=result.layer,
+                    policy=result.policy,
+                    latency_ms=result.latency_ms,
+                    degraded=result.degraded,
+                    reason=result.degraded_reason,
+                    tight_deadline=event.tight_deadline,
+                )
+                records.append(record)
+                if on_turn is not None:
+                    on_turn(record)
+                progress.advance(task)
+    finally:
+        await agent.close()
+    return records
+
+
+def summarise_day(records: Sequence[LoopRecord], console: Console) -> None:
+    table = Table("#", "time", "stimulus", "layer", "policy", "V/A/D", "ms", "degraded")
+    for r in records:
+        table.add_row(
+            str(r.index),
+            f"{r.at:%H:%M}",
+            r.text[:48],
+            r.winner,
+            r.policy,
+            f"{r.valence:+.2f}/{r.arousal:+.2f}/{r.dominance:+.2f}",
+            f"{r.latency_ms:.0f}",
+            "[red]yes[/]" if r.degraded else "",
+        )
+    console.print(table)
+    degraded = sum(r.degraded for r in records)
+    console.print(f"{len(records)} turns, {degraded} degraded")
+
+
+# -- tracing ---------------------------------------------------------------------------------------
+def _traces_link(settings: Settings) -> tuple[str | None, str | None]:
+    from emily.mlops.server import ensure_experiment, tracking_uri
+
+    try:
+        uri = tracking_uri(settings)
+        experiment = ensure_experiment(uri, settings.telemetry.mlflow_experiment)
+    except EmilyError:
+        return None, None
+    return uri, f"{uri}/#/experiments/{experiment}/traces"
+
+
+# -- the whole job ---------------------------------------------------------------------------------
+def run_demo(settings: Settings, options: DemoOptions, console: Console) -> DemoResult:
+    from emily.memory.store import MemoryStore
+    from emily.telemetry.tracing import setup_tracing, shutdown_tracing
+
+    problems: list[str] = []
+    start_stack(settings, console, problems)
+    provider = setup_tracing(settings, service_name="emily-demo")
+    if provider is None and settings.telemetry.enabled:
+        problems.append("tracing is off: no MLflow server or OTLP endpoint answers")
+    try:
+        corpus = load_corpus(settings, options.corpus_size, options.days, console)
+        # Migrations create the application role the pool connects as: run them first.
+        store = MemoryStore(settings)
+        store.migrate()
+        with store:
+            seeded = seed_memory(settings, store, corpus, console)
+            rows = store.count()
+            console.print(f"episodic memory: {rows} episodes")
+            searches = run_searches(store, console)
+        records: list[LoopRecord] = []
+        if options.agents:
+            records = _day_or_problem(settings, options, console, problems)
+        notes = [
+            f"Corpus: {len(corpus)} WordNet glosses with derived affect labels "
+            "(embedding projections on seed-word anchor directions, not human ratings).",
+            *problems,
+        ]
+        page = write_report(options.report_dir, records, searches, notes=notes)
+    finally:
+        shutdown_tracing()
+    mlflow_url, traces_url = _traces_link(settings)
+    return DemoResult(
+        corpus_size=len(corpus),
+        seeded=seeded,
+        rows=rows,
+        searches=searches,
+        records=records,
+        report=page,
+        mlflow_url=mlflow_url,
+        traces_url=traces_url,
+        problems=problems,
+    )
+
+
+def _day_or_problem(
+    settings: Settings, options: DemoOptions, console: Console, problems: list[str]
+) -> list[LoopRecord]:
+    events = day_events(options.stimuli)
+    try:
+        records = asyncio.run(run_day(settings, events, console))
+    except ImportError as exc:
+        problems.append(f"the agent loop is not available ({exc}); memory part only")
+        console.print(f"[yellow]agent loop not available:[/] {exc}")
+        return []
+    except EmilyError as exc:
+        problems.append(f"the agent loop could not run: {exc}")
+        console.print(f"[yellow]agent loop could not run:[/] {exc}")
+        return []
+    summarise_day(records, console)
+    return records

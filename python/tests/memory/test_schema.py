@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from emily.config import Settings
+from emily.memory.migrations import MIGRATIONS, TABLE, migrate, months_ahead
+from emily.stack import Endpoints
+
+
+def test_migrate_twice_is_idempotent(migrated: Settings, endpoints: Endpoints) -> None:
+    assert migrate(migrated) == []
+    assert migrate(migrated) == []
+    with psycopg.connect(endpoints.postgres_admin_dsn) as conn:
+        versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
+        extensions = {r[0] for r in conn.execute("SELECT extname FROM pg_extension")}
+        column = conn.execute(
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
+            " WHERE attrelid = 'episodic_memories'::regclass AND attname = 'embedding'"
+        ).fetchone()
+    assert sorted(versions) == [m.version for m in MIGRATIONS]
+    assert {"vector", "pg_stat_statements"} <= extensions
+    assert column == (f"halfvec({migrated.database.embedding_dim})",)
+
+
+def test_partitions_created_ahead_with_indexes(migrated: Settings, endpoints: Endpoints) -> None:
+    expected = [
+        f"{TABLE}_y{m.year:04d}m{m.month:02d}"
+        for m in months_ahead(migrated.database.partitions_ahead)
+    ]
+    with psycopg.connect(endpoints.postgres_admin_dsn) as conn:
+        children = {
+            r[0]
+            for r in conn.execute(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                " WHERE i.inhparent = 'episodic_memories'::regclass"
+            )
+        }
+        indexes = {
+            r[0]: r[1]
+            for r in conn.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s", (expected[0],)
+            )
+        }
+    assert set(expected) <= children
+    embedding_index = indexes[f"{expected[0]}_embedding_hnsw"]
+    assert "hnsw" in embedding_index and "halfvec_cosine_ops" in embedding_index
+    assert f"m='{migrated.database.hnsw_m}'" in embedding_index
+    assert "vector_l2_ops" in indexes[f"{expected[0]}_affect_hnsw"]
+    assert "jsonb_path_ops" in indexes[f"{expected[0]}_context_gin"]
+    assert f"{expected[0]}_occurred_at" in indexes
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "CREATE TABLE intruder (x int)",
+        "DROP TABLE episodic_memories",
+        "ALTER TABLE episodic_memories ADD COLUMN x int",
+        "TRUNCATE episodic_memories",
+        "UPDATE episodic_memories SET content = 'x'",
+    ],
+)
+def test_app_role_is_least_privilege(
+    migrated: Settings, endpoints: Endpoints, statement: str
+) -> None:
+    with psycopg.connect(endpoints.postgres_dsn) as conn:
+        user = conn.execute("SELECT current_user").fetchone()
+        assert user == (migrated.database.app_role,)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(statement)
+
+
+def test_app_role_can_use_its_grants(migrated: Settings, endpoints: Endpoints) -> None:
+    with psycopg.connect(endpoints.postgres_dsn) as conn:
+        conn.execute("SELECT count(*) FROM episodic_memories").fetchone()
+        row = conn.execute("SELECT emily_ensure_partition('2026-01-15')").fetchone()
+    assert row == (f"{TABLE}_y2026m01",)
+
+
+def test_months_ahead_wraps_the_year() -> None:
+    from datetime import date
+
+    assert months_ahead(2, date(2025, 11, 30)) == [
+        date(2025, 11, 1),
+        date(2025, 12, 1),
+        date(2026, 1, 1),
+    ]

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import json
+
+import httpx
+import psycopg
+from typer.testing import CliRunner
+
+from emily.cli import app
+from emily.stack import resolve_endpoints
+from emily.stack.mlflow import LocalMlflow, healthy, sqlalchemy_url
+from tests.fixtures.mlflow import MlflowServer
+
+
+def test_server_answers_and_uses_postgres(mlflow_server: MlflowServer) -> None:
+    assert healthy(mlflow_server.tracking_uri)
+    endpoints = resolve_endpoints(mlflow_server.settings)
+    with psycopg.connect(endpoints.postgres_admin_dsn) as conn:
+        conn.execute("SELECT 1")
+    mlflow_dsn = endpoints.postgres_admin_dsn.rsplit("/", 1)[0] + "/mlflow"
+    with psycopg.connect(mlflow_dsn) as conn:
+        tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables")}
+    assert {"experiments", "runs"} <= tables
+
+
+def test_otlp_endpoint_requires_experiment_header(mlflow_server: MlflowServer) -> None:
+    response = httpx.post(
+        f"{mlflow_server.tracking_uri}/v1/traces",
+        content=b"",
+        headers={"Content-Type": "application/x-protobuf"},
+    )
+    assert response.status_code == 422
+
+
+def test_up_adopts_running_server(mlflow_server: MlflowServer) -> None:
+    record = mlflow_server.stack.up(["mlflow"]).services["mlflow"]
+    assert record.pid == mlflow_server.pid
+    assert record.details["otlp_traces_url"] == f"{mlflow_server.tracking_uri}/v1/traces"
+
+
+def test_status_lists_mlflow(mlflow_server: MlflowServer) -> None:
+    state_dir = str(mlflow_server.settings.state_dir)
+    result = CliRunner().invoke(app, ["--state-dir", state_dir, "status", "--json"])
+    by_name = {s["name"]: s for s in json.loads(result.stdout)["services"]}
+    assert by_name["mlflow"]["healthy"] and by_name["mlflow"]["url"] == mlflow_server.tracking_uri
+
+
+def test_probe_of_stopped_server(mlflow_server: MlflowServer) -> None:
+    service = LocalMlflow(mlflow_server.settings, mlflow_server.stack.state_dir)
+    record = mlflow_server.stack.record("mlflow")
+    assert record is not None
+    gone = record.model_copy(update={"pid": None, "url": "http://127.0.0.1:9"})
+    status = service.probe(gone)
+    assert not status.running and not status.healthy
+    service.stop(gone)  # nothing to stop: must not fail
+
+
+def test_sqlalchemy_url_keeps_credentials_and_switches_database() -> None:
+    url = sqlalchemy_url("postgresql://postgres:p%40ss@127.0.0.1:5433/emily", "mlflow")
+    assert url == "postgresql+psycopg://postgres:p%40ss@127.0.0.1:5433/mlflow"
+    keyword = sqlalchemy_url("host=db.internal port=5432 user=u password=x dbname=e", "mlflow")
+    assert keyword == "postgresql+psycopg://u:x@db.internal:5432/mlflow"
