@@ -7,6 +7,7 @@ import redis
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from pydantic import SecretStr
 
 from emily.agents import world
 from emily.agents.loop import Agent
@@ -134,7 +135,7 @@ async def test_redis_down_degrades_and_says_so(agents_settings: Settings, embedd
         agents_settings,
         agents={"cognition_enabled": False},
         redis=agents_settings.redis.model_copy(
-            update={"url": f"redis://127.0.0.1:{closed_port()}/0"}
+            update={"url": SecretStr(f"redis://127.0.0.1:{closed_port()}/0")}
         ),
     )
     async with await Agent.open(no_redis, embedder=embedder) as agent:
@@ -150,8 +151,6 @@ async def test_redis_down_degrades_and_says_so(agents_settings: Settings, embedd
 
 
 async def test_memory_down_degrades_and_says_so(agents_settings: Settings, embedder: Any) -> None:
-    from pydantic import SecretStr
-
     no_db = variant(
         agents_settings,
         agents={"cognition_enabled": False},

@@ -9,17 +9,12 @@ from typer.testing import CliRunner
 
 from emily.cli import app
 from emily.inference.hardware import rules_json
-from emily.inference.schemas import CognitionProposal
 from tests.fixtures.llm import LlmServer
 
 
 def _run(server: LlmServer, *args: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(app, ["--state-dir", str(server.settings.state_dir), *args])
     return result.exit_code, result.stdout, result.stderr
-
-
-class Tiny(CognitionProposal):
-    pass
 
 
 def test_infer_chat_plain_and_json(llm_server: LlmServer) -> None:
@@ -78,7 +73,7 @@ def test_bench_writes_json(llm_server: LlmServer, tmp_path: Path) -> None:
         "--url",
         llm_server.base_url,
         "--concurrency",
-        "1,2",
+        "2",
         "--requests",
         "2",
         "--prompt-tokens",
@@ -93,7 +88,7 @@ def test_bench_writes_json(llm_server: LlmServer, tmp_path: Path) -> None:
     assert code == 0, err
     report = json.loads(out.read_text())
     rows = report["results"]
-    assert [row["concurrency"] for row in rows] == [1, 2]
+    assert [row["concurrency"] for row in rows] == [2]
     for row in rows:
         assert row["kind"] == "llama-cpp" and row["errors"] == 0
         assert row["ttft_ms"]["p50"] is not None

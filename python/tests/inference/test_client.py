@@ -20,6 +20,9 @@ from emily.inference import (
 from emily.inference.schemas import COGNITION_SYSTEM_PROMPT, CognitionProposal
 from tests.fixtures.llm import LlmServer
 
+# One event loop for the module: the HTTP clients of fixtures and tests must share it.
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
 
 class Counter:
     """Counts HTTP requests leaving the client (an observer on a real transport, no mock)."""

@@ -17,6 +17,8 @@ from emily.stack import Stack
 from tests.conftest import make_settings
 from tests.fixtures.llm import LlmServer
 
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
 USER = [{"role": "user", "content": "Say hello."}]
 SLOW = 240.0
 

@@ -27,16 +27,13 @@ PolicyName = Literal["rest", "withdraw", "approach", "explore", "reflect"]
 CONFIDENCE = {"low": 0.3, "medium": 0.6, "high": 0.9}
 
 
-class Candidate(BaseModel):
+class CognitivePlan(BaseModel):
+    """What the LLM must return: flat and short, because every token costs (about 0.3 s each on
+    the shared 2-core test machine), and the decision comes before the free text."""
+
     policy: PolicyName
     confidence: Literal["low", "medium", "high"]
-
-
-class CognitivePlan(BaseModel):
-    """What the LLM must return."""
-
-    appraisal: str = Field(max_length=60)
-    candidates: list[Candidate] = Field(min_length=1, max_length=2)
+    appraisal: str = Field(max_length=40)
 
 
 class StructuredLLM(Protocol):
@@ -52,18 +49,21 @@ class StructuredLLM(Protocol):
 
 # Short on purpose: on a small CPU every prompt token costs tens of milliseconds.
 SYSTEM = (
-    "Appraise the situation in a few words; propose 1-2 policies, confidence low|medium|high: "
-    "rest, withdraw (to safety), approach (people), explore (new things), reflect."
+    "Choose a policy for the situation: rest, withdraw (to safety), approach (people), "
+    "explore (new things) or reflect; say how confident (low, medium, high) and why in a few words."
 )
+
+
+def describe_mood(mood: Sequence[float]) -> str:
+    valence, arousal = mood[0], mood[1]
+    feeling = "good" if valence > 0.2 else "bad" if valence < -0.2 else "neutral"
+    energy = "tense" if arousal > 0.2 else "calm" if arousal < -0.2 else "steady"
+    return f"{feeling}, {energy}"
 
 
 def messages_for(text: str, mood: Sequence[float], recalled: Sequence[str]) -> list[ChatMessage]:
     memory = "; ".join(r[:80] for r in recalled[:2]) or "none"
-    user = (
-        f"Situation: {text[:400]}\n"
-        f"Mood (valence, arousal, dominance): {', '.join(f'{m:+.1f}' for m in mood)}\n"
-        f"Memories: {memory}"
-    )
+    user = f"Situation: {text[:400]}\nMood: {describe_mood(mood)}\nMemories: {memory}"
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
@@ -124,8 +124,7 @@ async def deliberate(
         )
     plan = result.value
     proposals = [
-        Proposal("cognition", c.policy, CONFIDENCE[c.confidence], urgency, plan.appraisal)
-        for c in plan.candidates
+        Proposal("cognition", plan.policy, CONFIDENCE[plan.confidence], urgency, plan.appraisal)
     ]
     return CognitionOutcome(
         proposals=proposals,

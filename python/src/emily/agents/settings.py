@@ -18,7 +18,7 @@ class AgentsSettings(BaseModel):
         default=3.5, gt=0, description="The LLM's share of the loop deadline; later = degraded."
     )
     cognition_max_tokens: int = Field(
-        default=96, ge=16, description="Completion budget of the cognition call."
+        default=64, ge=16, description="Completion budget of the cognition call."
     )
     memory_enabled: bool = Field(
         default=True, description="Recall from and consolidate to episodic memory."

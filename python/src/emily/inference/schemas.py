@@ -10,8 +10,8 @@ class Policy(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    action: str = Field(min_length=1, max_length=60, description="What to do, imperative.")
-    rationale: str = Field(min_length=1, max_length=160, description="Why, in one sentence.")
+    action: str = Field(min_length=1, max_length=40, description="What to do, imperative.")
+    rationale: str = Field(min_length=1, max_length=100, description="Why, in one sentence.")
     expected_valence: float = Field(ge=-1.0, le=1.0, description="Expected outcome, -1 to 1.")
 
 

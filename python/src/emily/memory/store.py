@@ -389,12 +389,18 @@ class MemoryStore:
         k: int = 10,
         since: datetime | None = None,
         until: datetime | None = None,
+        min_valence: float | None = None,
+        max_valence: float | None = None,
+        min_arousal: float | None = None,
+        max_arousal: float | None = None,
         context: dict[str, Any] | None = None,
         semantic_weight: float = 0.7,
         ef_search: int | None = None,
     ) -> str:
         """``EXPLAIN (ANALYZE, BUFFERS)`` of the search these arguments would run."""
-        filters = search_sql.Filters(since=since, until=until, context=context)
+        filters = search_sql.Filters(
+            since, until, min_valence, max_valence, min_arousal, max_arousal, context
+        )
         _, query, params = self._prepare(
             query_text, query_vector, affect, mode, k, filters, semantic_weight
         )

@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from typer.testing import CliRunner
+
+from emily.agents.loop import Agent
+from emily.agents.runner import StimulusFileError, load_stimuli, parse_stimulus, run_stimuli
+from emily.cli import app
+from emily.config import Settings
+from emily.stack import Endpoints
+from tests.agents.conftest import variant
+
+DAY = [
+    "Good morning, the sun is warm.",
+    "A friend sends a message.",
+    "Smoke and a fire alarm in the kitchen!",
+    "It was only burnt toast.",
+    "A strange new parcel arrived.",
+    "Nobody called all afternoon; lonely.",
+]
+
+
+def write_stimuli(path: Path, n: int) -> Path:
+    lines = [json.dumps({"text": f"{DAY[i % len(DAY)]} ({i})"}) for i in range(n)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def checkpoints(dsn: str, thread: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        try:
+            row = conn.execute(
+                "SELECT count(*) FROM emily_agents.checkpoints WHERE thread_id = %s", (thread,)
+            ).fetchone()
+        except psycopg.errors.UndefinedTable:  # the child has not created its tables yet
+            return 0
+    return int(row[0]) if row else 0
+
+
+def test_resume_after_killing_the_process_mid_thread(
+    agents_settings: Settings, endpoints: Endpoints, embedder: Any, tmp_path: Path
+) -> None:
+    n = 40
+    stimuli = write_stimuli(tmp_path / "day.jsonl", n)
+    thread = "crash-thread"
+    env = {
+        **os.environ,
+        "EMILY_STATE_DIR": str(agents_settings.state_dir),
+        "EMILY_AGENTS__COGNITION_ENABLED": "false",
+        "EMILY_LOG_FORMAT": "json",
+    }
+    command = [sys.executable, "-c", "from emily.cli import main; main()", "agents", "run"]
+    process = subprocess.Popen(
+        [*command, "--stimuli", str(stimuli), "--thread", thread, "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        # Several turns (each writes one checkpoint per step) but far from all of them.
+        while checkpoints(endpoints.postgres_admin_dsn, thread) < 30:
+            assert process.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == -signal.SIGKILL
+    done_in_child = [
+        json.loads(line) for line in (process.stdout.read() if process.stdout else b"").splitlines()
+    ]
+
+    async def resume() -> tuple[Any, Any, list[Any]]:
+        async with await Agent.open(
+            variant(agents_settings, agents={"cognition_enabled": False}), embedder=embedder
+        ) as agent:
+            before = await agent.thread(thread)
+            results = await run_stimuli(agent, thread, load_stimuli(stimuli), resume=True)
+            return before, await agent.thread(thread), results
+
+    before, after, results = asyncio.run(resume())
+    assert before is not None and 0 < before.turn < n
+    assert before.turn >= len(done_in_child)
+    assert after is not None and after.turn == n and not after.pending
+    # Nothing ran twice and nothing was skipped: one result per turn still missing.
+    assert [r.turn for r in results] == list(range(before.turn + 1, n + 1))
+    assert [h["turn"] for h in after.history][-3:] == [n - 2, n - 1, n]
+    assert after.history[-1]["stimulus"] == f"{DAY[(n - 1) % len(DAY)]} ({n - 1})"
+
+
+def test_cli_run_json_and_table(agents_settings: Settings, tmp_path: Path) -> None:
+    stimuli = write_stimuli(tmp_path / "two.jsonl", 2)
+    base = ["--state-dir", str(agents_settings.state_dir), "agents", "run"]
+    runner = CliRunner()
+    result = runner.invoke(
+        app, [*base, "--stimuli", str(stimuli), "--thread", "cli-json", "--json", "--no-cognition"]
+    )
+    assert result.exit_code == 0, result.output
+    turns = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert [t["turn"] for t in turns] == [1, 2]
+    result = runner.invoke(
+        app,
+        [*base, "--stimuli", str(stimuli), "--thread", "cli-json", "--resume", "--no-cognition"],
+    )
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, [*base, "--stimuli", str(stimuli), "--no-cognition"])
+    assert result.exit_code == 0, result.output
+    assert "policy" in result.stdout
+
+
+def test_cli_names_the_bad_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine"}\n\n{"text": "x", "threat": 7}\n', encoding="utf-8")
+    result = CliRunner().invoke(
+        app, ["--state-dir", str(tmp_path), "agents", "run", "--stimuli", str(bad)]
+    )
+    assert result.exit_code == 1
+    assert "row 3" in result.stderr and "threat" in result.stderr
+
+
+def test_stimulus_parsing_errors(tmp_path: Path) -> None:
+    assert parse_stimulus('"just text"', 1).text == "just text"
+    with pytest.raises(StimulusFileError, match=r"row 2.*not JSON"):
+        parse_stimulus("{nope", 2)
+    with pytest.raises(StimulusFileError, match="field 'text'"):
+        parse_stimulus('{"source": "x"}', 4)
+    with pytest.raises(StimulusFileError, match="Extra inputs"):
+        parse_stimulus('{"text": "a", "mood": 1}', 5)
+    with pytest.raises(StimulusFileError, match="cannot read"):
+        load_stimuli(tmp_path / "missing.jsonl")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n\n", encoding="utf-8")
+    with pytest.raises(StimulusFileError, match="no stimuli"):
+        load_stimuli(empty)
