@@ -105,7 +105,9 @@
           else
             throw "nix/lib tests: ${libTests.summary}: ${builtins.toJSON libTests.failures}";
         # Evaluates the whole host (all assertions) without building CUDA.
-        c220g5-eval = pkgs.writeText "c220g5-toplevel" self.nixosConfigurations.c220g5.config.system.build.toplevel.drvPath;
+        c220g5-eval = pkgs.writeText "c220g5-toplevel" (
+          builtins.unsafeDiscardStringContext self.nixosConfigurations.c220g5.config.system.build.toplevel.drvPath
+        );
         memory = nixosTest ./tests/nixos/memory.nix;
         agents = nixosTest ./tests/nixos/agents.nix;
         assertions = nixosTest ./tests/nixos/assertions.nix;

@@ -1,6 +1,5 @@
-# The lab server: Cisco UCS C220 M5 (CloudLab c220g5): 2 x 14-core Xeon Silver 4114 (28 threads
-# used), 128 GB RAM, Tesla P4 (Pascal, sm_61, 8 GB), ZFS RAIDZ2 on HDDs, reachable over
-# WireGuard only. Disk/boot specifics belong in hardware-configuration.nix generated on the
+# The lab server: Cisco UCS C220 M5 (c220g5): 28 cores, 128 GB RAM, Tesla P4 (Pascal, sm_61,
+# 8 GB), ZFS RAIDZ2 on HDDs, reachable over WireGuard only. Disk/boot specifics belong in hardware-configuration.nix generated on the
 # machine (`nixos-generate-config`); everything Emily needs is declared here.
 {
   config,

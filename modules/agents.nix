@@ -82,8 +82,6 @@ in
         ExecStart = "${emily.package}/bin/emily agents serve";
         Restart = "on-failure";
         RestartSec = 5;
-        # ONNX Runtime maps its arena; numpy/onnx need no W+X pages.
-        MemoryDenyWriteExecute = true;
       };
     };
 

@@ -156,15 +156,14 @@ in
           }
         ];
 
-        services.emily.settings.inference = lib.mkDefault {
-          backends = [
-            {
-              name = "local";
-              kind = cfg.backend;
-              base_url = url;
-            }
-          ];
-        };
+        # mkDefault on the leaf: a host setting inference.deadline_s must not drop the chain.
+        services.emily.settings.inference.backends = lib.mkDefault [
+          {
+            name = "local";
+            kind = cfg.backend;
+            base_url = url;
+          }
+        ];
 
         systemd.services.emily-inference = {
           description = "Emily: ${cfg.backend} LLM server";

@@ -7,7 +7,8 @@
   uv2nix,
   pyproject-nix,
   pyproject-build-systems,
-  python ? pkgs.python311
+  # requires-python is >=3.11,<3.13 and uv.lock is universal (wheels for both).
+  python ? pkgs.python312
 }:
 let
   workspace = uv2nix.lib.workspace.loadWorkspace { workspaceRoot = ../python; };

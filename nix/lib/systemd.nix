@@ -26,7 +26,6 @@
     SystemCallFilter = [
       "@system-service"
       "~@privileged"
-      "~@resources"
     ];
     RestrictAddressFamilies = [
       "AF_UNIX"

@@ -159,6 +159,22 @@ let
       expr = gpu.cudaCapabilities "sm_61";
       expected = [ "6.1" ];
     };
+    gpu_rules_from_python_table = {
+      # The JSON the Python side exports is present and read (not the builtin fallback).
+      expr = gpu.usesJsonRules;
+      expected = true;
+    };
+    gpu_json_examples_agree = {
+      # Every example card in the exported table gets the SGLang verdict the sm_75 rule implies.
+      expr =
+        let
+          examples = (builtins.fromJSON (builtins.readFile ./gpu-rules.json)).examples;
+        in
+        builtins.all (
+          name: gpu.backendOk "sglang" examples.${name} == gpu.capabilityAtLeast examples.${name} "7.5"
+        ) (builtins.attrNames examples);
+      expected = true;
+    };
     gpu_rules_cover_both_backends = {
       expr = builtins.all (b: builtins.elem b gpu.backends) [
         "sglang"

@@ -60,12 +60,14 @@ pkgs.testers.runNixOSTest {
           assert code == "401", code
 
       with subtest("readiness checks Postgres, Redis and the LLM"):
-          machine.succeed("curl -sf -H 'authorization: Bearer ${token}' http://127.0.0.1:${port}/readyz")
+          ready = json.loads(machine.succeed("curl -sf -H 'authorization: Bearer ${token}' http://127.0.0.1:${port}/readyz"))
+          assert ready["ready"], ready
 
       with subtest("one stimulus runs through the loop and lands in the thread"):
-          body = json.dumps({"thread_id": "vm-test", "stimulus": {"content": "A friend brought soup when I was ill", "affect": [0.7, 0.2, 0.0]}})
+          body = json.dumps({"thread_id": "vm-test", "stimulus": {"text": "A friend brought soup when I was ill", "social": 0.8, "valence": 0.7}})
           out = machine.succeed(f"curl -sf -H 'authorization: Bearer ${token}' -H 'content-type: application/json' -X POST http://127.0.0.1:${port}/v1/episodes -d '{body}'")
-          print(out)
+          turn = json.loads(out)
+          print(json.dumps(turn, indent=2))
           thread = json.loads(machine.succeed("curl -sf -H 'authorization: Bearer ${token}' http://127.0.0.1:${port}/v1/threads/vm-test"))
           print(json.dumps(thread, indent=2))
 

@@ -23,6 +23,12 @@ pkgs.testers.runNixOSTest {
           snapshots.enable = false;
         };
       };
+      # The DSN is a secret setting even without a password: it travels as a file, like in units.
+      environment.etc."emily-test/app-dsn" = {
+        text = "postgresql:///emily?host=/run/postgresql&user=${config.services.emily.memory.appRole}";
+        user = config.services.emily.appUser;
+        mode = "0400";
+      };
       environment.etc."emily-test/episodes.jsonl".text = ''
         {"content": "Walked the dog along the river at dawn", "occurred_at": "2026-09-03T06:10:00+00:00", "affect": [0.6, 0.2, 0.1], "context": {"place": "river"}}
         {"content": "Argued about the budget in the quarterly meeting", "occurred_at": "2026-10-14T15:00:00+00:00", "affect": [-0.5, 0.7, -0.2], "context": {"place": "office"}}
@@ -34,17 +40,15 @@ pkgs.testers.runNixOSTest {
     { nodes, ... }:
     let
       emily = nodes.machine.services.emily;
-      dsn = role: "postgresql:///emily?host=/run/postgresql&user=${role}";
       # The service environment minus the credential paths (%d exists only inside units).
       envArgs = pkgs.lib.concatStringsSep " " (
         pkgs.lib.mapAttrsToList (k: v: "${k}='${v}'") (
           pkgs.lib.filterAttrs (k: _: !(pkgs.lib.hasSuffix "_FILE" k)) emily.environment
         )
       );
-      as =
-        user: role: cmd:
-        "runuser -u ${user} -- env ${envArgs} EMILY_STATE_DIR=/tmp/emily-${user} EMILY_CACHE_DIR=/tmp/emily-${user}/cache EMILY_DATABASE__DSN='${dsn role}' ${cmd}";
-      app = as emily.appUser emily.memory.appRole;
+      app =
+        cmd:
+        "runuser -u ${emily.appUser} -- env ${envArgs} EMILY_STATE_DIR=/tmp/emily-app EMILY_CACHE_DIR=/tmp/emily-app/cache EMILY_DATABASE__DSN_FILE=/etc/emily-test/app-dsn ${cmd}";
     in
     ''
       import json

@@ -84,7 +84,11 @@ def test_efe_ordering_invariant_to_constant_added_to_preferences(
     shifted = model.with_preferences(model.C + constant)
     after = np.array([fe.total for fe in all_free_energies(shifted, qs)])
     np.testing.assert_allclose(before, after, atol=1e-9)
-    assert list(np.argsort(before, kind="stable")) == list(np.argsort(after, kind="stable"))
+    # Same ordering of every pair that is not a tie (ties may flip by rounding).
+    for i in range(len(before)):
+        for j in range(len(before)):
+            if before[i] < before[j] - 1e-9:
+                assert after[i] < after[j]
 
 
 @given(models(), st.data())

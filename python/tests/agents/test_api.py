@@ -5,6 +5,7 @@ from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
 from pydantic import SecretStr
 
 from emily.agents.api import create_app
@@ -17,7 +18,7 @@ TOKEN = "test-token-123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="function")
 async def api(agents_settings: Settings, embedder: Any) -> AsyncIterator[httpx.AsyncClient]:
     settings = variant(
         agents_settings,

@@ -58,6 +58,8 @@ def test_resume_after_killing_the_process_mid_thread(
         **os.environ,
         "EMILY_STATE_DIR": str(agents_settings.state_dir),
         "EMILY_AGENTS__COGNITION_ENABLED": "false",
+        # A checkpoint per step, so the kill may land inside a turn and resume must finish it.
+        "EMILY_AGENTS__DURABILITY": "async",
         "EMILY_LOG_FORMAT": "json",
     }
     command = [sys.executable, "-c", "from emily.cli import main; main()", "agents", "run"]
@@ -146,3 +148,49 @@ def test_stimulus_parsing_errors(tmp_path: Path) -> None:
     empty.write_text("\n\n", encoding="utf-8")
     with pytest.raises(StimulusFileError, match="no stimuli"):
         load_stimuli(empty)
+
+
+def test_cli_bench_with_the_llm_down(
+    agents_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bench's bookkeeping on real services; the LLM is unreachable so each turn is fast
+    (and degraded), which the report must say."""
+    from tests.agents.conftest import closed_port
+
+    backends = [
+        {"name": "down", "kind": "llama-cpp", "base_url": f"http://127.0.0.1:{closed_port()}/v1"}
+    ]
+    monkeypatch.setenv("EMILY_INFERENCE__BACKENDS", json.dumps(backends))
+    monkeypatch.setenv("EMILY_INFERENCE__RETRY__ATTEMPTS", "1")
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(
+        app,
+        [
+            "--state-dir",
+            str(agents_settings.state_dir),
+            "agents",
+            "bench",
+            "--stimuli",
+            "2",
+            "--json",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert report["turns"] == 4
+    assert report["degraded"] == 4 and "cognition" in report["degraded_reasons"][0]
+    assert report["tracing"]["on"]["loop_ms"]["n"] == 2
+    assert report["loop_ms"]["p95"] >= report["loop_ms"]["p50"] > 0
+    assert set(report["met"]) == {"loop_p95", "overhead_excl_llm_p95", "tracing"}
+
+
+def test_cli_bench_refuses_without_cognition(
+    agents_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EMILY_AGENTS__COGNITION_ENABLED", "false")
+    result = CliRunner().invoke(
+        app, ["--state-dir", str(agents_settings.state_dir), "agents", "bench"]
+    )
+    assert result.exit_code == 1
+    assert "COGNITION_ENABLED" in result.stderr

@@ -35,6 +35,8 @@ def test_report_json_shape(f16_report: BenchReport) -> None:
     hnsw_points = [(r["ef"], r["clients"]) for r in doc["results"] if r["engine"] == "faiss"]
     assert sorted(hnsw_points) == [(10, 1), (10, 2), (200, 1), (200, 2)]
     assert doc["queries"] == NQ and doc["exact_queries"] == 40
+    assert doc["best_at_target"]["pgvector-exact/1"] > 0
+    assert set(doc["best_at_target"]) == {f"{r['engine']}/{r['clients']}" for r in doc["results"]}
 
 
 def test_exact_scan_is_exact(f16_report: BenchReport) -> None:

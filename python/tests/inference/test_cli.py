@@ -82,6 +82,8 @@ def test_bench_writes_json(llm_server: LlmServer, tmp_path: Path) -> None:
         "4",
         "--structured",
         "1",
+        "--structured-max-tokens",
+        "40",
         "--json",
         str(out),
     )

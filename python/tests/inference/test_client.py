@@ -182,7 +182,7 @@ async def test_deadline_exceeded_on_long_generation(llm_server: LlmServer) -> No
 async def test_bad_request_is_not_retried(counted: tuple[InferenceClient, Counter]) -> None:
     client, counter = counted
     with pytest.raises(InferenceError, match="rejected") as caught:
-        await client.chat([{"role": "nobody", "content": "hi"}], max_tokens=2)
+        await client.chat(USER, max_tokens=2, extra_body={"response_format": {"type": "bogus"}})
     assert type(caught.value) is InferenceError
     completions = [r for r in counter.requests if r.endswith("/chat/completions")]
     assert len(completions) == 1

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from emily.inference.hardware import (
     RULES_FILE,
     backend_support,
@@ -12,6 +14,7 @@ from emily.inference.hardware import (
     parse_cpu_flags,
     parse_cuda_version,
     parse_nvidia_smi_csv,
+    probe_gpus,
     rules_json,
 )
 
@@ -75,3 +78,19 @@ def test_nix_rule_file_is_in_sync() -> None:
     on_disk = (REPO / RULES_FILE).read_text(encoding="utf-8")
     assert on_disk == rules_json(), "run `emily doctor --rules-json > nix/lib/gpu-rules.json`"
     assert json.loads(on_disk)["sglang"]["min_compute_capability"] == "7.5"
+
+
+def test_probe_reads_nvidia_smi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # No GPU on the development machine: a stand-in prints recorded Tesla P4 output.
+    script = tmp_path / "nvidia-smi"
+    script.write_text(
+        "#!/bin/sh\n"
+        'if [ -n "$1" ]; then printf "Tesla P4, 6.1, 535.183.01\\n"; '
+        f"else printf '%s\\n' '{HEADER}'; fi\n"
+    )
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    gpus, cuda, note = probe_gpus()
+    assert [g.name for g in gpus] == ["Tesla P4"] and cuda == "12.2" and note is None
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert probe_gpus()[2] is not None and "not found" in str(probe_gpus()[2])

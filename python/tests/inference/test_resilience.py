@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +16,7 @@ import pytest
 from emily.config import Settings
 from emily.inference import BackendUnavailable, CircuitOpen, InferenceClient
 from emily.stack import Stack
+from emily.stack.process import pid_alive, wait_until
 from tests.conftest import make_settings
 from tests.fixtures.llm import LlmServer
 
@@ -34,13 +37,23 @@ def second(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings,
         stack.down()
 
 
-def _client_settings(base: Settings, backends: list[dict[str, object]]) -> Settings:
+def _crash(stack: Stack) -> None:
+    """SIGKILL the server, as a crash would: the stack still believes it runs."""
+    record = stack.record("llm")
+    assert record is not None and record.pid is not None
+    os.kill(record.pid, signal.SIGKILL)
+    assert wait_until(lambda: not pid_alive(record.pid), 10)
+
+
+def _client_settings(
+    base: Settings, backends: list[dict[str, object]], reset_timeout_s: float = 1.0
+) -> Settings:
     return make_settings(
         base.state_dir,
         inference={
             "backends": backends,
             "retry": {"attempts": 2, "base_backoff_s": 0.01, "max_backoff_s": 0.05},
-            "breaker": {"failure_threshold": 2, "reset_timeout_s": 1.0},
+            "breaker": {"failure_threshold": 2, "reset_timeout_s": reset_timeout_s},
         },
     )
 
@@ -58,7 +71,7 @@ async def test_killed_backend_opens_circuit_fails_fast_and_recovers(
     http = httpx2.AsyncClient(event_hooks={"request": [count]}, timeout=60.0)
     async with InferenceClient.from_settings(settings, http_client=http) as client:
         assert (await client.chat(USER, max_tokens=2, deadline_s=SLOW)).backend == "solo"
-        stack.down(["llm"])  # the backend dies mid-suite
+        _crash(stack)  # the backend dies mid-suite
 
         with pytest.raises(BackendUnavailable) as failed:
             await client.chat(USER, max_tokens=2, deadline_s=SLOW)
@@ -87,12 +100,14 @@ async def test_fallback_to_second_backend(
 ) -> None:
     base, stack = second
     settings = _client_settings(
-        base, [{"name": "primary"}, {"name": "secondary", "base_url": llm_server.base_url}]
+        base,
+        [{"name": "primary"}, {"name": "secondary", "base_url": llm_server.base_url}],
+        reset_timeout_s=600.0,  # stays open however slow the shared CPU makes the fallback
     )
     async with InferenceClient.from_settings(settings) as client:
         first = await client.chat(USER, max_tokens=2, deadline_s=SLOW)
         assert first.backend == "primary"
-        stack.down(["llm"])
+        _crash(stack)
         try:
             fallback = await client.chat(USER, max_tokens=2, deadline_s=SLOW)
             assert fallback.backend == "secondary"

@@ -79,3 +79,18 @@ def test_reindex_vacuum_and_partitions_ahead(store: MemoryStore, migrated: Setti
     assert f"{TABLE}_y{next_month.year}m{next_month.month:02d}" in ahead
     results = store.search(mode="affective", affect=[0, 0, 0], k=5)
     assert len(results) == 5
+
+
+def test_concurrent_writers_into_a_new_month(store: MemoryStore, endpoints: Endpoints) -> None:
+    """Threads share one store (as the agents do) and race to create the same partition."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    batches = [
+        make_episodes(np.random.default_rng(50 + i), 5, DIM, start=datetime(2018, 5, 3, tzinfo=UTC))
+        for i in range(4)
+    ]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(store.add_many, batches))
+    assert sorted(len(ids) for ids in results) == [5, 5, 5, 5]
+    assert len({i for ids in results for i in ids}) == 20
+    assert f"{TABLE}_y2018m05" in _partitions(endpoints)

@@ -86,3 +86,37 @@ def test_months_ahead_wraps_the_year() -> None:
         date(2025, 12, 1),
         date(2026, 1, 1),
     ]
+
+
+def _external(settings: Settings, endpoints: Endpoints, **database: object) -> Settings:
+    from pydantic import SecretStr
+
+    update = {
+        "dsn": SecretStr(endpoints.postgres_dsn),
+        "admin_dsn": SecretStr(endpoints.postgres_admin_dsn),
+        **database,
+    }
+    return settings.model_copy(update={"database": settings.database.model_copy(update=update)})
+
+
+def test_external_dsn_only_grants(migrated: Settings, endpoints: Endpoints) -> None:
+    assert migrate(_external(migrated, endpoints)) == []
+    with psycopg.connect(endpoints.postgres_dsn) as conn:  # the password was left alone
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_external_dsn_needs_an_existing_role(migrated: Settings, endpoints: Endpoints) -> None:
+    from emily.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="does not exist"):
+        migrate(_external(migrated, endpoints, app_role="nobody_here"))
+
+
+def test_dimension_mismatch_is_refused(migrated: Settings) -> None:
+    from emily.memory import SchemaMismatchError
+
+    other = migrated.model_copy(
+        update={"database": migrated.database.model_copy(update={"embedding_dim": 16})}
+    )
+    with pytest.raises(SchemaMismatchError, match=r"halfvec\(384\).*halfvec\(16\)"):
+        migrate(other)

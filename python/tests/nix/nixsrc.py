@@ -38,8 +38,14 @@ def nix_files() -> list[Path]:
     return [f for f in files if f.is_file()]
 
 
+# The tree-sitter-nix grammar on PyPI rejects a trailing comma after the last formal
+# (`{ a, b, }:`), which Nix accepts and nixfmt writes; blank it out, keeping byte offsets.
+_TRAILING_FORMAL_COMMA = re.compile(rb",(\s*\}\s*:)")
+
+
 def parse(path: Path) -> Node:
-    tree = Parser(NIX_LANGUAGE).parse(path.read_bytes())
+    source = _TRAILING_FORMAL_COMMA.sub(rb" \1", path.read_bytes())
+    tree = Parser(NIX_LANGUAGE).parse(source)
     assert not tree.root_node.has_error, f"{path}: tree-sitter-nix reports a syntax error"
     return tree.root_node
 
@@ -143,7 +149,11 @@ def _record(path: tuple[str, ...], expr: Node, file: Path, facts: NixFacts) -> N
     if path[:1] == ("options",) and path[1:3] == ("services", "emily"):
         facts.options.add(path[3:])
         return
-    if path[:3] != ("services", "emily", "settings") and path[:3] != ("services", "emily", "secrets"):
+    if path[:3] != ("services", "emily", "settings") and path[:3] != (
+        "services",
+        "emily",
+        "secrets",
+    ):
         return
     values = _unwrap(expr)
     # Only leaves: nested attrsets are walked and recorded binding by binding.

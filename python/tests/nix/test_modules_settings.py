@@ -13,7 +13,6 @@ import types
 import typing
 from pathlib import Path
 
-import click
 import pytest
 import typer.main
 from pydantic import BaseModel, SecretStr
@@ -66,7 +65,9 @@ def field_at(path: tuple[str, ...]) -> FieldInfo | None:
     return info
 
 
-def leaf_paths(model: type[BaseModel] = Settings, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+def leaf_paths(
+    model: type[BaseModel] = Settings, prefix: tuple[str, ...] = ()
+) -> list[tuple[str, ...]]:
     paths: list[tuple[str, ...]] = []
     for name, info in model.model_fields.items():
         sub = _submodel(info.annotation)
@@ -102,7 +103,11 @@ def _where(file: Path) -> str:
 
 
 def test_every_nix_file_parses_with_tree_sitter() -> None:
-    files = [*nix_files(), *sorted((ROOT / "nix").rglob("*.nix")), *sorted((ROOT / "pkgs").glob("*.nix"))]
+    files = [
+        *nix_files(),
+        *sorted((ROOT / "nix").rglob("*.nix")),
+        *sorted((ROOT / "pkgs").glob("*.nix")),
+    ]
     assert len(files) >= 20
     for file in files:
         parse(file)
@@ -117,7 +122,9 @@ def test_modules_assign_settings() -> None:
 
 
 def test_settings_assigned_by_modules_are_real_fields() -> None:
-    bad = [f"{_where(a.file)}: {'.'.join(a.path)}" for a in FACTS.settings if field_at(a.path) is None]
+    bad = [
+        f"{_where(a.file)}: {'.'.join(a.path)}" for a in FACTS.settings if field_at(a.path) is None
+    ]
     assert not bad, f"services.emily.settings paths that Settings does not have: {bad}"
 
 
@@ -186,7 +193,9 @@ def test_must_set_settings_have_module_sources() -> None:
     assert ("secrets",) in FACTS.options and ("settings",) in FACTS.options
 
 
-def test_rendered_settings_load_into_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_rendered_settings_load_into_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """Nix renders, pydantic-settings reads: values and nesting survive the trip."""
     expr = (
         '{ log_level = "debug"; environment = "production";'
@@ -210,7 +219,10 @@ def test_rendered_settings_load_into_settings(monkeypatch: pytest.MonkeyPatch, t
 def test_credentials_reach_secret_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """secretEnv + LoadCredential, with %d standing in for $CREDENTIALS_DIRECTORY."""
     secrets = {"database.dsn": "/run/agenix/dsn", "redis.url": "/run/agenix/redis"}
-    files = {"database.dsn": "postgresql://app:s3cret@db/emily", "redis.url": "redis://:pw@r:6379/0"}
+    files = {
+        "database.dsn": "postgresql://app:s3cret@db/emily",
+        "redis.url": "redis://:pw@r:6379/0",
+    }
     expr = "{ " + " ".join(f'"{k}" = "{v}";' for k, v in secrets.items()) + " }"
     env = nix_eval(lib_expr(f"env.secretEnv {expr}"))
     creds = nix_eval(lib_expr(f"env.loadCredential {expr}"))
@@ -267,10 +279,15 @@ def _in_services_emily(binding: typing.Any) -> bool:
     return False
 
 
-def _resolve(group: click.Command, tokens: list[str]) -> tuple[click.Command, list[str]]:
+def _is_group(command: typing.Any) -> bool:
+    # Typer vendors its own click, so isinstance(click.Group) does not hold.
+    return isinstance(getattr(command, "commands", None), dict)
+
+
+def _resolve(group: typing.Any, tokens: list[str]) -> tuple[typing.Any, list[str]]:
     command = group
     rest = list(tokens)
-    while isinstance(command, click.Group) and rest and not rest[0].startswith("-"):
+    while _is_group(command) and rest and not rest[0].startswith("-"):
         sub = command.commands.get(rest[0])
         if sub is None:
             break
@@ -287,11 +304,13 @@ def test_cli_lines_in_units_and_vm_tests_exist() -> None:
     for file, line in lines:
         tokens = line.split()
         command, rest = _resolve(root, tokens)
-        if command is root or isinstance(command, click.Group):
+        if command is root or _is_group(command):
             bad.append(f"{_where(file)}: emily {line}: no such command")
             continue
         known = {opt for p in command.params for opt in (*p.opts, *p.secondary_opts)}
-        unknown = [t.split("=")[0] for t in rest if t.startswith("--") and t.split("=")[0] not in known]
+        unknown = [
+            t.split("=")[0] for t in rest if t.startswith("--") and t.split("=")[0] not in known
+        ]
         if unknown:
             bad.append(f"{_where(file)}: emily {line}: unknown options {unknown}")
     assert not bad, bad

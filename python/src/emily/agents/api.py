@@ -27,6 +27,10 @@ from emily.config import Settings
 from emily.errors import ConfigError
 
 THREAD_ID = r"^[A-Za-z0-9_.:-]{1,128}$"
+_bearer = HTTPBearer(auto_error=False)
+# Module level: FastAPI resolves these (postponed) annotations in the module's namespace.
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+ThreadId = Annotated[str, PathParam(pattern=THREAD_ID)]
 
 
 class EpisodeRequest(BaseModel):
@@ -87,11 +91,8 @@ def create_app(settings: Settings, *, agent: Agent | None = None) -> FastAPI:
     )
     if agent is not None:
         app.state.agent = agent
-    bearer = HTTPBearer(auto_error=False)
 
-    def authorised(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> None:
+    def authorised(credentials: Credentials) -> None:
         if credentials is None or not secrets.compare_digest(
             credentials.credentials.encode(), token
         ):
@@ -122,9 +123,7 @@ def create_app(settings: Settings, *, agent: Agent | None = None) -> FastAPI:
         dependencies=[Depends(authorised)],
         summary="A thread's state and recent decisions.",
     )
-    async def thread(
-        thread_id: Annotated[str, PathParam(pattern=THREAD_ID)], request: Request
-    ) -> ThreadView:
+    async def thread(thread_id: ThreadId, request: Request) -> ThreadView:
         view = await current(request).thread(thread_id)
         if view is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no thread {thread_id}")

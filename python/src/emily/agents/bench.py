@@ -77,6 +77,7 @@ async def run_bench(
     provider, used_exporter = traced_provider(exporter)
     on = await Agent.open(settings, tracer=provider.get_tracer("emily.agents"))
     off = await Agent.open(settings, tracer=trace.NoOpTracer(), embedder=on.deps.embedder)
+    model = on.deps.llm_model
     stamp = time.strftime("%Y%m%d%H%M%S")
     results: dict[str, list[TurnResult]] = {"on": [], "off": []}
     try:
@@ -98,6 +99,7 @@ async def run_bench(
     every = results["on"] + results["off"]
     loop = [r.latency_ms for r in every]
     llm = [llm_share_ms(r) for r in every if llm_share_ms(r) > 0]
+    nodes = sorted({name for r in every for name in r.timings})
     overhead = [r.latency_ms - llm_share_ms(r) for r in every]
     on_loop = [r.latency_ms for r in results["on"]]
     off_loop = [r.latency_ms for r in results["off"]]
@@ -107,6 +109,8 @@ async def run_bench(
     tracing_over_pct = 100 * (statistics.median(on_over) / statistics.median(off_over) - 1)
     report: dict[str, Any] = {
         "turns": len(every),
+        "model": model,
+        "durability": settings.agents.durability,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "cognition_used": sum(1 for r in every if r.appraisal is not None),
         "degraded": sum(1 for r in every if r.degraded),
@@ -114,6 +118,7 @@ async def run_bench(
         "loop_ms": _stats(loop),
         "llm_ms": _stats(llm),
         "overhead_excl_llm_ms": _stats(overhead),
+        "node_ms": {n: _stats([r.timings[n] for r in every if n in r.timings]) for n in nodes},
         "tracing": {
             "exporter": type(used_exporter).__name__,
             "on": {"loop_ms": _stats(on_loop), "overhead_excl_llm_ms": _stats(on_over)},
@@ -123,7 +128,6 @@ async def run_bench(
         },
         "targets": TARGETS,
     }
-    report["model"] = settings.inference.backends[0].model if settings.inference.backends else None
     report["met"] = {
         "loop_p95": report["loop_ms"]["p95"] < TARGETS["loop_p95_ms"],
         "overhead_excl_llm_p95": report["overhead_excl_llm_ms"]["p95"]

@@ -192,13 +192,15 @@ class TriuneLoop:
         text = state["stimulus"]["text"]
         embedding = state.get("embedding")
         try:
-            semantic = await self._search(
-                query_text=None if embedding else text,
-                query_vector=embedding,
-                mode="semantic",
-                k=k,
+            semantic, affective = await asyncio.gather(
+                self._search(
+                    query_text=None if embedding else text,
+                    query_vector=embedding,
+                    mode="semantic",
+                    k=k,
+                ),
+                self._search(affect=list(mood), mode="affective", k=k),
             )
-            affective = await self._search(affect=list(mood), mode="affective", k=k)
         except Exception as exc:
             return {"notes": [f"memory: recall failed ({_short(exc)})"]}
         recalled = [

@@ -109,6 +109,7 @@ class Agent:
         self.graph = TriuneLoop(deps).build().compile(checkpointer=checkpointer)
         self._stack: AsyncExitStack | None = None
         self.db_conn: Any = None
+        self._resumed: set[str] = set()
 
     @classmethod
     async def open(
@@ -145,7 +146,11 @@ class Agent:
         checkpointer: BaseCheckpointSaver[Any]
         conn: Any = None
         if durable:
-            saver, conn = await open_checkpointer(settings)
+            try:
+                saver, conn = await open_checkpointer(settings)
+            except BaseException:
+                await stack.aclose()  # what was opened so far
+                raise
             stack.push_async_callback(conn.close)
             checkpointer = saver
         else:
@@ -240,7 +245,10 @@ class Agent:
 
     async def step(self, thread_id: str, stimulus: Stimulus) -> TurnResult:
         """Run one stimulus through the loop (finishing an interrupted turn first)."""
-        await self.resume(thread_id)
+        if thread_id not in self._resumed:
+            # Once per thread and process: only a crash of an earlier process leaves a turn open.
+            await self.resume(thread_id)
+            self._resumed.add(thread_id)
         started = time.perf_counter()
         payload: AgentState = {
             "thread_id": thread_id,
@@ -251,7 +259,9 @@ class Agent:
         with tracer.start_as_current_span(
             "agents.turn", attributes={"emily.thread_id": thread_id}
         ) as span:
-            values = await self.graph.ainvoke(payload, self.config(thread_id))
+            values = await self.graph.ainvoke(
+                payload, self.config(thread_id), durability=self.settings.agents.durability
+            )
             result = TurnResult.from_state(values, (time.perf_counter() - started) * 1000)
             span.set_attributes(
                 {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field, SecretStr
 
 
@@ -24,7 +26,7 @@ class AgentsSettings(BaseModel):
         default=True, description="Recall from and consolidate to episodic memory."
     )
     memory_timeout_s: float = Field(
-        default=2.0, gt=0, description="Recall/consolidate give up after this (degraded)."
+        default=1.0, gt=0, description="Embed/recall/consolidate give up after this (degraded)."
     )
     recall_k: int = Field(default=5, ge=1, le=100, description="Episodes recalled per mode.")
     redis_timeout_s: float = Field(
@@ -35,6 +37,10 @@ class AgentsSettings(BaseModel):
     )
     broadcast_maxlen: int = Field(
         default=100, ge=1, description="Approximate length cap of a thread's broadcast stream."
+    )
+    durability: Literal["sync", "async", "exit"] = Field(
+        default="exit",
+        description="Checkpoints per turn (exit) or per step: sync, or async (overlapped).",
     )
     checkpoint_schema: str = Field(
         default="emily_agents",

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from emily.config import Settings
 from emily.errors import ConfigError
+from emily.telemetry.tracing import setup_tracing, shutdown_tracing
 
 console = Console()
 err_console = Console(stderr=True)
@@ -96,7 +97,11 @@ def register(app: typer.Typer) -> None:
 
                     await run_stimuli(agent, thread_id, items, resume=resume, on_result=show)
 
-        asyncio.run(main())
+        setup_tracing(settings, service_name="emily-agents")
+        try:
+            asyncio.run(main())
+        finally:
+            shutdown_tracing()  # flushes the spans of the last turns
         if not as_json:
             console.print(table)
 
@@ -113,6 +118,7 @@ def register(app: typer.Typer) -> None:
 
         settings = settings_of(ctx)
         app_ = create_app(settings)
+        setup_tracing(settings, service_name="emily-agents")
         uvicorn.run(
             app_,
             host=host or settings.agents.api_host,

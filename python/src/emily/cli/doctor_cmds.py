@@ -80,6 +80,13 @@ def _show(report: dict[str, Any]) -> None:
         console.print(f"{'[green]●[/]' if ok else '[red]○[/]'} inference backend {name}")
 
 
+def _emit(report: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        _show(report)
+
+
 def register(app: typer.Typer) -> None:
     from emily.cli.app import settings_of
 
@@ -97,8 +104,4 @@ def register(app: typer.Typer) -> None:
         if rules:
             typer.echo(rules_json(), nl=False)
             return
-        report = diagnose(settings_of(ctx))
-        if as_json:
-            typer.echo(json.dumps(report, indent=2))
-        else:
-            _show(report)
+        _emit(diagnose(settings_of(ctx)), as_json)

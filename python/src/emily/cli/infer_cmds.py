@@ -7,7 +7,7 @@ import json
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -45,7 +45,7 @@ async def _chat(
     backend: str | None,
     max_tokens: int,
     stream: bool,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     messages = [{"role": "system", "content": system}] if system else []
     messages.append({"role": "user", "content": prompt})
     model = load_schema_file(schema) if schema is not None else None
@@ -59,6 +59,34 @@ async def _chat(
             return payload
         result = await client.chat(messages, max_tokens=max_tokens, stream=stream, backend=backend)
         return result.model_dump(mode="json")
+
+
+def _print_chat(result: dict[str, Any], structured: bool, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    typer.echo(json.dumps(result["value"], indent=2) if structured else str(result["text"]))
+    ttft = result.get("ttft_ms")
+    console.print(
+        f"[dim]{result['backend']} · {result['model']} · {result['latency_ms']:.0f} ms"
+        + (f" · TTFT {ttft:.0f} ms" if isinstance(ttft, float) else "")
+        + "[/]",
+        highlight=False,
+    )
+
+
+def _write_report(report: dict[str, Any], out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    for row in report["results"]:
+        console.print(
+            f"{row['backend']} c={row['concurrency']}: TTFT p50 {row['ttft_ms']['p50']} ms, "
+            f"ITL p50 {row['inter_token_ms']['p50']} ms, {row['output_tokens_per_s']} tok/s, "
+            f"overhead p95 {row['client_overhead_ms']['p95']} ms, "
+            f"validity {row['structured']['validity']}",
+            highlight=False,
+        )
+    console.print(f"wrote {out}")
 
 
 def register(app: typer.Typer) -> None:
@@ -84,20 +112,7 @@ def register(app: typer.Typer) -> None:
         result = asyncio.run(
             _chat(settings_of(ctx), prompt, system, schema, backend, max_tokens, stream)
         )
-        if as_json:
-            typer.echo(json.dumps(result, indent=2))
-            return
-        if schema is not None:
-            typer.echo(json.dumps(result["value"], indent=2))
-        else:
-            typer.echo(str(result["text"]))
-        ttft = result.get("ttft_ms")
-        console.print(
-            f"[dim]{result['backend']} · {result['model']} · {result['latency_ms']:.0f} ms"
-            + (f" · TTFT {ttft:.0f} ms" if isinstance(ttft, float) else "")
-            + "[/]",
-            highlight=False,
-        )
+        _print_chat(result, schema is not None, as_json)
 
     @infer_app.command("bench")
     def bench(
@@ -114,6 +129,9 @@ def register(app: typer.Typer) -> None:
         structured: Annotated[
             int, typer.Option("--structured", min=0, help="Cognition-schema requests per level.")
         ] = 0,
+        structured_max_tokens: Annotated[
+            int, typer.Option("--structured-max-tokens", min=16, help="Per structured answer.")
+        ] = 320,
     ) -> None:
         """TTFT, inter-token latency, tokens/s, client overhead and structured validity."""
         config = BenchConfig(
@@ -123,6 +141,7 @@ def register(app: typer.Typer) -> None:
             prompt_tokens=prompt_tokens,
             max_tokens=max_tokens,
             structured=structured,
+            structured_max_tokens=structured_max_tokens,
         )
         settings = settings_of(ctx)
         backends = len(config.urls) or len(settings.inference.backends)
@@ -135,17 +154,7 @@ def register(app: typer.Typer) -> None:
         ) as progress:
             task = progress.add_task("bench", total=total_requests(config, backends))
             report = asyncio.run(run_bench(settings, config, lambda n: progress.advance(task, n)))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        for row in report["results"]:
-            console.print(
-                f"{row['backend']} c={row['concurrency']}: TTFT p50 {row['ttft_ms']['p50']} ms, "
-                f"ITL p50 {row['inter_token_ms']['p50']} ms, {row['output_tokens_per_s']} tok/s, "
-                f"overhead p95 {row['client_overhead_ms']['p95']} ms, "
-                f"validity {row['structured']['validity']}",
-                highlight=False,
-            )
-        console.print(f"wrote {out}")
+        _write_report(report, out)
 
     @infer_app.command("serve")
     def serve(

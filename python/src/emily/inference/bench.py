@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 
 from emily.config import Settings
 from emily.inference.client import InferenceClient
@@ -104,6 +104,10 @@ def filler(words: int, rng: random.Random) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(words))
 
 
+def bench_prompt(index: int, words: int, rng: random.Random) -> str:
+    return f"Request {index}. Summarise these notes in one sentence: {filler(words, rng)}"
+
+
 def machine() -> dict[str, Any]:
     model = "unknown"
     try:
@@ -143,7 +147,9 @@ async def _words_for(client: InferenceClient, backend: str, target_tokens: int) 
     counts = []
     for words in (10, 60):
         result = await client.chat(
-            [{"role": "user", "content": filler(words, rng)}], max_tokens=1, backend=backend
+            [{"role": "user", "content": bench_prompt(0, words, rng)}],
+            max_tokens=1,
+            backend=backend,
         )
         counts.append(result.usage.prompt_tokens)
     per_word = max((counts[1] - counts[0]) / 50, 0.1)
@@ -160,10 +166,7 @@ async def bench_backend(
     rows = []
     for level in config.concurrency:
         rng = random.Random(level)
-        prompts = [
-            f"Request {i}. Summarise these notes in one sentence: {filler(words, rng)}"
-            for i in range(config.requests)
-        ]
+        prompts = [bench_prompt(i, words, rng) for i in range(config.requests)]
 
         def chat_job(prompt: str) -> Callable[[], Awaitable[ChatResult]]:
             async def job() -> ChatResult:
@@ -192,7 +195,11 @@ async def bench_backend(
                     return await client.generate_structured(
                         [
                             {"role": "system", "content": COGNITION_SYSTEM_PROMPT},
-                            {"role": "user", "content": SITUATIONS[index % len(SITUATIONS)]},
+                            {
+                                "role": "user",
+                                "content": SITUATIONS[index % len(SITUATIONS)]
+                                + " One policy is enough.",
+                            },
                         ],
                         CognitionProposal,
                         max_tokens=config.structured_max_tokens,
@@ -240,17 +247,24 @@ async def bench_backend(
     return rows
 
 
-def bench_settings(settings: Settings, urls: list[str]) -> Settings:
-    if not urls:
-        return settings
-    backends = [
-        {"name": f"url{i}", "kind": "auto", "base_url": url, "timeout_s": 600.0}
-        for i, url in enumerate(urls)
-    ]
+def bench_settings(settings: Settings, config: BenchConfig) -> Settings:
+    """The chain to measure: ``urls`` if given, else the configured backends; either way one
+    try per request, the bench deadline as HTTP timeout and a breaker that never opens. The
+    bench measures the server, not our failover."""
     inference = settings.inference.model_dump()
+    backends = inference["backends"]
+    if config.urls:
+        backends = [
+            {"name": f"url{i}", "kind": "auto", "base_url": url}
+            for i, url in enumerate(config.urls)
+        ]
+    for backend in backends:
+        backend["timeout_s"] = config.deadline_s
+        if isinstance(backend.get("api_key"), SecretStr):
+            backend["api_key"] = backend["api_key"].get_secret_value()
     inference["backends"] = backends
-    # One try per request: the bench measures the server, not our failover.
     inference["retry"] = {"attempts": 1, "base_backoff_s": 0.0, "max_backoff_s": 0.0}
+    inference["breaker"] = {"failure_threshold": 1_000_000, "reset_timeout_s": 1.0}
     return settings.model_copy(update={"inference": settings.inference.model_validate(inference)})
 
 
@@ -262,7 +276,7 @@ def total_requests(config: BenchConfig, backends: int) -> int:
 async def run_bench(
     settings: Settings, config: BenchConfig, progress: Progress = lambda _: None
 ) -> dict[str, Any]:
-    settings = bench_settings(settings, config.urls)
+    settings = bench_settings(settings, config)
     started = time.time()
     results: list[dict[str, Any]] = []
     async with InferenceClient.from_settings(settings) as client:

@@ -179,14 +179,17 @@ class InferenceClient:
         deadline_s: float | None = None,
         stream: bool = False,
         backend: str | None = None,
+        extra_body: dict[str, Any] | None = None,
     ) -> ChatResult:
-        """One answer. ``stream=True`` measures time to first token and inter-token gaps."""
+        """One answer. ``stream=True`` measures time to first token and inter-token gaps.
+        ``extra_body`` passes server-specific fields through (``top_k``, ``grammar``, ...)."""
         body = _messages(messages)
+        extra = dict(extra_body or {})
 
         async def once(target: Backend) -> ChatResult:
             if stream:
-                return await self._stream_once(target, body, max_tokens, temperature, {})
-            return await self._complete_once(target, body, max_tokens, temperature, {})
+                return await self._stream_once(target, body, max_tokens, temperature, extra)
+            return await self._complete_once(target, body, max_tokens, temperature, extra)
 
         return await self._deadline(self._run(once, backend), deadline_s)
 

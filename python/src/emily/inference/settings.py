@@ -76,8 +76,10 @@ class LocalServerSettings(BaseModel):
     ctx_size: int = Field(default=4096, ge=256, description="Context shared by all slots.")
     parallel: int = Field(default=4, ge=1, description="Concurrent request slots.")
     port: int = Field(default=0, ge=0, le=65535, description="0 = pick a free port.")
-    gpu_layers: int = Field(
-        default=0, ge=-1, description="Layers offloaded to a GPU (-1 all); needs a CUDA build."
+    gpu_layers: str = Field(
+        default="0",
+        pattern=r"^(\d+|auto|all)$",
+        description="Layers offloaded to the GPU: a number, auto or all (needs a CUDA build).",
     )
     extra_args: list[str] = Field(default_factory=list, description="Passed to llama-server.")
     start_timeout_s: float = Field(default=60.0, gt=0, description="Readiness wait.")

@@ -8,6 +8,7 @@ connection never leaks one query's settings into the next.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -66,6 +67,8 @@ class MemoryStore:
         self.settings = settings
         self._embedder = embedder
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
+        # Agents call the store from worker threads: only one of them may create the pool.
+        self._pool_lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------
     @classmethod
@@ -97,6 +100,14 @@ class MemoryStore:
     def _get_pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
         if self._pool is not None:
             return self._pool
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = self._open_pool()
+            pool = self._pool
+        self._ensure_partitions(months_ahead(self.settings.database.partitions_ahead))
+        return pool
+
+    def _open_pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
         dsn = postgres_dsn(self.settings)
         db = self.settings.database
         self._check_schema(dsn)
@@ -114,8 +125,6 @@ class MemoryStore:
         except PoolTimeout as exc:  # pragma: no cover - _check_schema connected a moment ago
             pool.close()
             raise StackError("cannot open connections to PostgreSQL") from exc
-        self._pool = pool
-        self._ensure_partitions(months_ahead(db.partitions_ahead))
         return pool
 
     def _check_schema(self, dsn: str) -> None:
@@ -134,13 +143,15 @@ class MemoryStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection in a transaction; a lost server becomes a typed error (the
+        server rolls the open transaction back, so nothing of it was written)."""
         pool = self._get_pool()
         try:
             with pool.connection() as conn, conn.transaction():
                 yield conn
-        except psycopg.OperationalError as exc:
+        except (psycopg.OperationalError, PoolTimeout) as exc:
             raise MemoryStoreError(
-                f"database error, the transaction was rolled back: {str(exc).strip()}"
+                f"database error, nothing of this transaction was written: {str(exc).strip()}"
             ) from exc
 
     @property
@@ -177,10 +188,9 @@ class MemoryStore:
         return rows
 
     def _ensure_partitions(self, months: Sequence[date]) -> None:
-        pool = self._get_pool()
         # Own short transaction: creating a partition locks the parent table, and that lock
         # should not be held for the whole COPY of a batch.
-        with pool.connection() as conn, conn.transaction():
+        with self._transaction() as conn:
             conn.execute(
                 sql.SQL("SELECT public.{}(m) FROM unnest(%s::date[]) AS m").format(
                     sql.Identifier(PARTITION_FUNCTION)
@@ -243,13 +253,8 @@ class MemoryStore:
                                 Jsonb(episode.context),
                             )
                         )
-        except psycopg.errors.DataError as exc:
-            # Only reachable for values our validation lets through and the server refuses.
+        except psycopg.errors.DataError as exc:  # pragma: no cover - validation comes first
             raise InvalidEpisodeError(f"rejected by the database: {exc}") from exc
-        except psycopg.OperationalError as exc:
-            raise MemoryStoreError(
-                f"database error, the batch was not written: {str(exc).strip()}"
-            ) from exc
         log.debug("batch_written", rows=len(ids))
         return ids
 

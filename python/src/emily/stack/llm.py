@@ -52,7 +52,7 @@ class LocalLlamaServer:
             "--parallel",
             str(server.parallel),
             "--n-gpu-layers",
-            str(server.gpu_layers),
+            server.gpu_layers,
             "--metrics",
             "--no-webui",
             "--log-file",

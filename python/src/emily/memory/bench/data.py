@@ -18,6 +18,7 @@ from emily.memory.bench.models import Metric
 
 RECALL_EPSILON = 1e-3
 _GT_BATCH = 1024
+_GT_MARGIN = 32
 
 
 def load_matrix(path: Path) -> np.ndarray:
@@ -72,28 +73,36 @@ def prepare(matrix: np.ndarray, metric: Metric) -> np.ndarray:
 
 
 def distances(base: np.ndarray, queries: np.ndarray, ids: np.ndarray, metric: Metric) -> np.ndarray:
-    """True distance from each query to each of its ids (-1 = missing: +inf)."""
+    """True distance (float64) from each query to each of its ids (-1 = missing: +inf)."""
     safe = np.where(ids < 0, 0, ids)
-    picked = base[safe]  # (nq, k, dim)
+    picked = base[safe].astype(np.float64)  # (nq, k, dim)
+    wanted = queries.astype(np.float64)
     if metric == "cosine":
-        dist = 1.0 - np.einsum("qd,qkd->qk", queries, picked)
+        dist = 1.0 - np.einsum("qd,qkd->qk", wanted, picked)
     else:
-        dist = np.linalg.norm(picked - queries[:, None, :], axis=2)
+        dist = np.linalg.norm(picked - wanted[:, None, :], axis=2)
     return np.where(ids < 0, np.inf, dist)
 
 
 def ground_truth(base: np.ndarray, queries: np.ndarray, k: int, metric: Metric) -> np.ndarray:
-    """Exact k-NN distances (nq, k), by brute force in batches (faiss IndexFlat)."""
+    """Exact k-NN distances (nq, k), by brute force in batches.
+
+    faiss IndexFlat ranks candidates fast, but its BLAS form (|x|^2 + |y|^2 - 2xy in float32)
+    loses digits on large-norm vectors (raw pixels); so it only shortlists ``k + margin``
+    candidates, whose distances are then recomputed directly in float64.
+    """
     dim = base.shape[1]
     index = faiss.IndexFlatIP(dim) if metric == "cosine" else faiss.IndexFlatL2(dim)
     index.add(base)
-    out = np.empty((len(queries), k), dtype=np.float32)
-    for start in range(0, len(queries), _GT_BATCH):
-        scores, _ = index.search(queries[start : start + _GT_BATCH], k)
-        if metric == "cosine":
-            out[start : start + _GT_BATCH] = 1.0 - scores
-        else:
-            out[start : start + _GT_BATCH] = np.sqrt(np.maximum(scores, 0.0))
+    shortlist = min(len(base), k + _GT_MARGIN)
+    # Bound the float64 (batch, shortlist, dim) block to ~128 MB.
+    step = max(1, min(_GT_BATCH, 2**24 // (shortlist * dim)))
+    out = np.empty((len(queries), k), dtype=np.float64)
+    for start in range(0, len(queries), step):
+        batch = queries[start : start + step]
+        _, ids = index.search(batch, shortlist)
+        exact = np.sort(distances(base, batch, ids, metric), axis=1)
+        out[start : start + step] = exact[:, :k]
     return out
 
 

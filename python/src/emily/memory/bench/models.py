@@ -69,6 +69,10 @@ class BenchReport(BaseModel):
         "k-th true distance"
     )
     builds: list[EngineBuild]
+    best_at_target: dict[str, float | None] = Field(
+        default_factory=dict,
+        description="'engine/clients' -> highest QPS among points with recall >= 0.99.",
+    )
     machine: dict[str, str]
     started_at: str
     finished_at: str

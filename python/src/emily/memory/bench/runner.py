@@ -362,6 +362,20 @@ def _run_faiss(run: _Run, m: int, ef_construction: int) -> None:
     )
 
 
+def _best_at_target(
+    results: Sequence[BenchResult], target: float = 0.99
+) -> dict[str, float | None]:
+    best: dict[str, float | None] = {}
+    for r in results:
+        key = f"{r.engine}/{r.clients}"
+        current = best.get(key)
+        if r.recall >= target and (current is None or r.qps > current):
+            best[key] = r.qps
+        else:
+            best.setdefault(key, None)
+    return best
+
+
 def run_benchmark(
     settings: Settings,
     base: np.ndarray,
@@ -425,6 +439,7 @@ def run_benchmark(
         exact_queries=min(exact_queries, len(queries)),
         ground_truth_seconds=truth_seconds,
         builds=run.builds,
+        best_at_target=_best_at_target(run.results),
         machine=_machine(),
         started_at=started_at,
         finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
