@@ -12,7 +12,7 @@ from emily.agents.api import create_app
 from emily.agents.loop import Agent
 from emily.config import Settings
 from emily.errors import ConfigError
-from tests.agents.conftest import variant
+from tests.agents.conftest import closed_port, llm_down, variant
 
 TOKEN = "test-token-123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -110,3 +110,22 @@ async def test_app_opens_its_own_agent(agents_settings: Settings) -> None:
             )
     assert response.status_code == 200, response.text
     assert response.json()["episode_id"] is None
+
+
+async def test_readyz_is_503_when_a_dependency_is_down(
+    agents_settings: Settings, embedder: Any
+) -> None:
+    settings = variant(
+        agents_settings,
+        agents={"api_token": SecretStr(TOKEN)},
+        redis=agents_settings.redis.model_copy(
+            update={"url": SecretStr(f"redis://127.0.0.1:{closed_port()}/0")}
+        ),
+    )
+    async with await Agent.open(llm_down(settings), embedder=embedder) as agent:
+        app = create_app(settings, agent=agent)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            response = await client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"] == {"postgres": True, "redis": False, "llm": False}

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 import redis
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -181,3 +182,16 @@ async def test_working_memory_round_trip(agents_settings: Settings, endpoints: E
     unconfigured = WorkingMemory(None, timeout_s=0.1, ttl_s=1, maxlen=1)
     assert await unconfigured.remember("t", {}) == "redis: not configured"
     assert not await unconfigured.ping()
+
+
+async def test_durable_threads_need_postgres(agents_settings: Settings, embedder: Any) -> None:
+    from emily.errors import StackError
+
+    dsn = SecretStr(f"postgresql://x:y@127.0.0.1:{closed_port()}/emily")
+    no_db = variant(
+        agents_settings,
+        agents={"cognition_enabled": False, "memory_enabled": False},
+        database=agents_settings.database.model_copy(update={"dsn": dsn, "admin_dsn": dsn}),
+    )
+    with pytest.raises(StackError, match="checkpoints"):
+        await Agent.open(no_db, embedder=embedder)

@@ -19,7 +19,7 @@ from emily.agents.runner import StimulusFileError, load_stimuli, parse_stimulus,
 from emily.cli import app
 from emily.config import Settings
 from emily.stack import Endpoints
-from tests.agents.conftest import variant
+from tests.agents.conftest import closed_port, variant
 
 DAY = [
     "Good morning, the sun is warm.",
@@ -155,8 +155,6 @@ def test_cli_bench_with_the_llm_down(
 ) -> None:
     """The bench's bookkeeping on real services; the LLM is unreachable so each turn is fast
     (and degraded), which the report must say."""
-    from tests.agents.conftest import closed_port
-
     backends = [
         {"name": "down", "kind": "llama-cpp", "base_url": f"http://127.0.0.1:{closed_port()}/v1"}
     ]

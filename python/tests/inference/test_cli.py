@@ -13,7 +13,12 @@ from tests.fixtures.llm import LlmServer
 
 
 def _run(server: LlmServer, *args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, ["--state-dir", str(server.settings.state_dir), *args])
+    # The CPU may be shared: a generous deadline, never asserted upon.
+    result = CliRunner().invoke(
+        app,
+        ["--state-dir", str(server.settings.state_dir), *args],
+        env={"EMILY_INFERENCE__DEADLINE_S": "240"},
+    )
     return result.exit_code, result.stdout, result.stderr
 
 

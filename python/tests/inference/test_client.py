@@ -134,7 +134,7 @@ async def test_cognition_schema(llm_server: LlmServer) -> None:
         result = await client.generate_structured(
             [
                 {"role": "system", "content": COGNITION_SYSTEM_PROMPT},
-                {"role": "user", "content": "The user says they are tired."},
+                {"role": "user", "content": "The user is tired. One policy is enough."},
             ],
             CognitionProposal,
             max_tokens=300,

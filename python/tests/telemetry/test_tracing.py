@@ -166,3 +166,12 @@ def test_langfuse_target_uses_basic_auth(tmp_path: Path) -> None:
     assert "sk-lf-2" not in repr(full.telemetry)
     # Langfuse is an extra destination: without MLflow it is the only one.
     assert [t.name for t in export_targets(full)] == ["langfuse"]
+
+
+def test_experiment_errors_are_typed(mlflow_server: MlflowServer) -> None:
+    from emily.errors import StackError
+
+    with pytest.raises(StackError, match="refused experiment"):
+        ensure_experiment(mlflow_server.tracking_uri, "")
+    fresh = ensure_experiment(mlflow_server.tracking_uri, "emily-tests-fresh")
+    assert ensure_experiment(mlflow_server.tracking_uri, "emily-tests-fresh") == fresh

@@ -45,6 +45,7 @@ async def _chat(
     backend: str | None,
     max_tokens: int,
     stream: bool,
+    deadline: float | None = None,
 ) -> dict[str, Any]:
     messages = [{"role": "system", "content": system}] if system else []
     messages.append({"role": "user", "content": prompt})
@@ -52,12 +53,14 @@ async def _chat(
     async with InferenceClient.from_settings(settings) as client:
         if model is not None:
             structured = await client.generate_structured(
-                messages, model, max_tokens=max_tokens, backend=backend
+                messages, model, max_tokens=max_tokens, backend=backend, deadline_s=deadline
             )
             payload = structured.model_dump(mode="json")
             payload["value"] = structured.value.model_dump(mode="json")
             return payload
-        result = await client.chat(messages, max_tokens=max_tokens, stream=stream, backend=backend)
+        result = await client.chat(
+            messages, max_tokens=max_tokens, stream=stream, backend=backend, deadline_s=deadline
+        )
         return result.model_dump(mode="json")
 
 
@@ -106,11 +109,15 @@ def register(app: typer.Typer) -> None:
         system: Annotated[str | None, typer.Option("--system", help="System prompt.")] = None,
         max_tokens: Annotated[int, typer.Option("--max-tokens", min=1)] = 256,
         stream: Annotated[bool, typer.Option("--stream/--no-stream")] = True,
+        deadline: Annotated[
+            float | None,
+            typer.Option("--deadline", min=0.001, help="Seconds (default: inference.deadline_s)."),
+        ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Full result as JSON.")] = False,
     ) -> None:
         """Ask the backend chain once; with --schema, get validated JSON."""
         result = asyncio.run(
-            _chat(settings_of(ctx), prompt, system, schema, backend, max_tokens, stream)
+            _chat(settings_of(ctx), prompt, system, schema, backend, max_tokens, stream, deadline)
         )
         _print_chat(result, schema is not None, as_json)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import matplotlib
@@ -54,9 +54,13 @@ class SearchRow(BaseModel):
     affect: tuple[float, float, float]
 
 
-def _days(moment: datetime) -> float:
-    """Matplotlib's date number (days since its default epoch, 1970-01-01 UTC)."""
-    return moment.timestamp() / 86_400.0
+def _hours(records: Sequence[LoopRecord]) -> list[float]:
+    """Hour of the day (UTC) of each turn, counted from midnight of the first turn's day."""
+    if not records:
+        return []
+    first = records[0].at.astimezone(UTC)
+    midnight = first.replace(hour=0, minute=0, second=0, microsecond=0)
+    return [(r.at - midnight).total_seconds() / 3600.0 for r in records]
 
 
 def _save(fig: Figure, path: Path) -> None:
@@ -67,8 +71,7 @@ def _save(fig: Figure, path: Path) -> None:
 
 def plot_affect(records: Sequence[LoopRecord], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(9, 3.6))
-    x = [_days(r.at) for r in records]
-    ax.xaxis_date()
+    x = _hours(records)
     for name, colour in (("valence", "tab:green"), ("arousal", "tab:red")):
         ax.plot(x, [getattr(r, name) for r in records], marker="o", ms=3, label=name, c=colour)
     ax.plot(x, [r.dominance for r in records], marker="o", ms=3, label="dominance", c="tab:blue")
@@ -77,7 +80,7 @@ def plot_affect(records: Sequence[LoopRecord], path: Path) -> None:
     ax.set_ylabel("affect")
     ax.set_title("Affect trajectory over the day (after each turn)")
     ax.legend(loc="lower left", ncols=3, fontsize=8)
-    fig.autofmt_xdate()
+    ax.set_xlabel("hour of the day (UTC)")
     _save(fig, path)
 
 
@@ -104,15 +107,14 @@ def plot_latency(records: Sequence[LoopRecord], path: Path) -> None:
 
 def plot_degraded(records: Sequence[LoopRecord], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(9, 2.6))
-    x = [_days(r.at) for r in records]
-    ax.xaxis_date()
+    x = _hours(records)
     y = [1 if r.degraded else 0 for r in records]
     colours = ["tab:red" if r.degraded else "tab:green" for r in records]
     ax.scatter(x, y, c=colours, s=30)
     ax.set_yticks([0, 1], ["full", "degraded"])
     ax.set_ylim(-0.5, 1.5)
     ax.set_title(f"Degraded decisions: {sum(y)} of {len(y)}")
-    fig.autofmt_xdate()
+    ax.set_xlabel("hour of the day (UTC)")
     _save(fig, path)
 
 

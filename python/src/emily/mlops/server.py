@@ -20,8 +20,7 @@ def tracking_uri(settings: Settings) -> str:
         raise StackNotRunningError(
             f"no MLflow server configured and none runs under {settings.state_dir}",
             hint=(
-                f"run `emily up --state-dir {settings.state_dir}` "
-                "or set EMILY_MLFLOW__TRACKING_URI"
+                f"run `emily up --state-dir {settings.state_dir}` or set EMILY_MLFLOW__TRACKING_URI"
             ),
         )
     return record.url.rstrip("/")

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from emily.cli import app
+from emily.config import Settings
+from emily.demo.report import CHARTS
+from emily.memory.store import MemoryStore
+from emily.stack import Stack
+
+
+def _demo(settings: Settings, report: Path, *extra: str, env: dict[str, str] | None = None) -> str:
+    result = CliRunner(env=env).invoke(
+        app,
+        [
+            "--state-dir",
+            str(settings.state_dir),
+            "demo",
+            "--corpus-size",
+            "200",
+            "--report-dir",
+            str(report),
+            *extra,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_demo_end_to_end_writes_report(stack: Stack, settings: Settings, tmp_path: Path) -> None:
+    report = tmp_path / "report"
+    output = _demo(settings, report, "--stimuli", "6")
+    assert "Episodic memory" in output and "6 turns" in output
+    assert re.search(r"traces: http://127\.0\.0\.1:\d+/#/experiments/\d+/traces", output)
+    page = (report / "index.html").read_text(encoding="utf-8")
+    for png in CHARTS.values():
+        assert f"src='{png}'" in page
+        assert (report / png).stat().st_size > 1000
+        assert (report / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "WordNet" in page
+    # Memory holds the corpus (seeded once) plus the consolidated turns of the day.
+    with MemoryStore(settings) as store:
+        rows = store.count()
+        hits = store.search("fear of danger", k=3, context={"source": "wordnet"})
+    assert rows >= 200 and len(hits) == 3
+
+    # Again without the day, MLflow given as an external server: the corpus is cached and not
+    # seeded a second time, and the traces link points at the configured server.
+    mlflow = stack.record("mlflow")
+    assert mlflow is not None and mlflow.url is not None
+    output = _demo(
+        settings,
+        tmp_path / "again",
+        "--no-agents",
+        env={"EMILY_MLFLOW__TRACKING_URI": mlflow.url},
+    )
+    assert "not seeding again" in output
+    assert "mlflow    external (configured)" in output
+    assert f"traces: {mlflow.url}/#/experiments/" in output
+    with MemoryStore(settings) as store:
+        assert store.count() == rows
+    assert not (tmp_path / "again" / CHARTS["affect"]).exists()
+    assert (tmp_path / "again" / "index.html").is_file()
