@@ -5,6 +5,7 @@ directory: listens on 127.0.0.1 only, logs to ``<state_dir>/llm/llama-server.log
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import httpx
 
@@ -22,6 +23,16 @@ def _healthy(port: int) -> bool:
     except httpx.HTTPError:
         return False
     return response.status_code == 200
+
+
+def _is_llama_server(pid: int) -> bool:
+    """Alive and still our server (a recorded pid may have been reused after a reboot)."""
+    if not pid_alive(pid):
+        return False
+    try:
+        return b"llama-server" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 class LocalLlamaServer:
@@ -64,13 +75,14 @@ class LocalLlamaServer:
         # Resolve binary and model before anything else: a clear error, and no stray process.
         find_server_bin(self.settings)
         find_model(self.settings)
-        if (
-            previous is not None
-            and previous.port
-            and pid_alive(previous.pid)
-            and _healthy(previous.port)
-        ):
-            return previous
+        timeout = self.settings.inference.server.start_timeout_s
+        if previous is not None and previous.pid is not None and _is_llama_server(previous.pid):
+            port_before = previous.port
+            # A live server may still be loading its model: give it the readiness wait, and
+            # only replace it (never leave it orphaned) when it does not become healthy.
+            if port_before and wait_until(lambda: _healthy(port_before), timeout, 0.1):
+                return previous
+            terminate(previous.pid)
         port = choose_port(
             self.settings.inference.server.port, previous.port if previous else None, "llm"
         )
@@ -84,7 +96,6 @@ class LocalLlamaServer:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        timeout = self.settings.inference.server.start_timeout_s
         if not wait_until(lambda: process.poll() is not None or _healthy(port), timeout, 0.1):
             terminate(process.pid)
             raise StackError(
