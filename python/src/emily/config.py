@@ -21,7 +21,6 @@ from typing import Any, Literal
 
 import platformdirs
 from pydantic import BaseModel, Field, SecretStr, field_validator
-from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -237,9 +236,6 @@ class SecretFileEnvSource(EnvSettingsSource):
     def __call__(self) -> dict[str, Any]:
         self.env_vars = self._load_env_vars()
         return super().__call__()
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return super().get_field_value(field, field_name)
 
 
 def load_settings(**overrides: Any) -> Settings:

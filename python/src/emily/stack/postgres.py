@@ -231,11 +231,9 @@ class LocalPostgres:
             self.settings.stack.postgres_port, previous.port if previous else None, "postgres"
         )
         self._write_conf(port)
-        if self.logfile.exists() and running_as_root():
-            user = service_user()
-            os.chown(self.logfile, user.pw_uid, user.pw_gid)
-        elif running_as_root():
-            self.logfile.touch()
+        if running_as_root():
+            # pg_ctl opens the log file as the service user.
+            self.logfile.touch(exist_ok=True)
             user = service_user()
             os.chown(self.logfile, user.pw_uid, user.pw_gid)
         timeout = self.settings.stack.start_timeout_s
