@@ -5,7 +5,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 UV_VERSION   := 0.13.9
-APT_PACKAGES := redis-server nix-bin wordnet-base dataset-fashion-mnist cmake g++ make git
+APT_PACKAGES := redis-server nix-bin wordnet-base dataset-fashion-mnist cmake g++ make git acl
 PYDIR        := python
 UV           := uv
 RUN          := cd $(PYDIR) && $(UV) run --locked

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from emily.config import Settings, load_settings
-from emily.stack import Endpoints, Stack, resolve_endpoints
+from emily.locator import Endpoints, resolve_endpoints
+from emily.stack.manager import Stack
 
 # Tests must never read the developer's own config or secrets.
 for _key in [k for k in os.environ if k.startswith("EMILY_")]:

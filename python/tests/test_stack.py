@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from emily.cli import app
 from emily.config import Settings
 from emily.errors import BinaryNotFoundError, PortInUseError, StackNotRunningError
-from emily.stack import Endpoints, Stack, resolve_endpoints
+from emily.locator import Endpoints, resolve_endpoints
+from emily.stack.manager import Stack
 from tests.conftest import make_settings
 
 

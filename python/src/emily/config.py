@@ -15,12 +15,11 @@ Secrets are ``SecretStr`` so they never appear in logs or reprs.
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -31,103 +30,16 @@ from pydantic_settings import (
 
 from emily.agents.settings import AgentsSettings
 from emily.errors import ConfigError
+from emily.features.settings import FeaturesSettings
 from emily.inference.settings import InferenceSettings
+from emily.memory.settings import DatabaseSettings, EmbedderSettings
 from emily.mlops.settings import MlflowSettings
 from emily.paths import default_cache_dir, default_state_dir
+from emily.stack.settings import RedisSettings, StackSettings
 from emily.telemetry.settings import TelemetrySettings
 
 ENV_PREFIX = "EMILY_"
 NESTED_DELIMITER = "__"
-
-
-class DatabaseSettings(BaseModel):
-    """PostgreSQL + pgvector. Without ``dsn`` the local stack's server is used."""
-
-    dsn: SecretStr | None = Field(
-        default=None, description="Application DSN (least-privilege role). Unset: local stack."
-    )
-    admin_dsn: SecretStr | None = Field(
-        default=None, description="Owner DSN for migrations and maintenance. Unset: same as dsn."
-    )
-    pool_min_size: int = Field(default=1, ge=0, description="Connections kept open.")
-    pool_max_size: int = Field(default=8, ge=1, description="Upper bound of the pool.")
-    app_role: str = Field(
-        default="emily_app",
-        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
-        description="Least-privilege role the application connects as.",
-    )
-    embedding_dim: int = Field(
-        default=384, ge=1, le=16000, description="Dimension of semantic embeddings."
-    )
-    embedding_storage: Literal["halfvec", "vector"] = Field(
-        default="halfvec", description="halfvec halves index size at no measurable recall cost."
-    )
-    hnsw_m: int = Field(default=16, ge=2, le=100, description="HNSW graph degree (semantic).")
-    hnsw_ef_construction: int = Field(
-        default=64, ge=4, le=1000, description="HNSW build-time candidate list (semantic)."
-    )
-    ef_search: int = Field(
-        default=80, ge=1, le=1000, description="hnsw.ef_search set per query (recall/speed)."
-    )
-    partitions_ahead: int = Field(
-        default=3, ge=0, le=120, description="Monthly partitions created ahead of now."
-    )
-    retention_months: int | None = Field(
-        default=None, ge=1, description="Drop partitions older than this (unset: keep all)."
-    )
-    slow_query_ms: float = Field(
-        default=200.0, ge=0, description="Queries slower than this are logged (slow_query)."
-    )
-    statement_timeout_ms: int = Field(
-        default=30_000, ge=0, description="Server-side statement timeout for app sessions."
-    )
-    max_content_chars: int = Field(
-        default=16_384, ge=1, description="Longest episode text accepted."
-    )
-
-
-class RedisSettings(BaseModel):
-    """Redis (working memory, online features). Without ``url`` the local stack's server is used."""
-
-    url: SecretStr | None = Field(default=None, description="redis:// URL. Unset: local stack.")
-
-
-class EmbedderSettings(BaseModel):
-    """Text embedder: ``local`` runs all-MiniLM-L6-v2 on ONNX Runtime; ``openai`` calls
-    an OpenAI-compatible ``/v1/embeddings`` endpoint."""
-
-    kind: Literal["local", "openai"] = Field(
-        default="local", description="local: ONNX Runtime; openai: /v1/embeddings endpoint."
-    )
-    model_dir: Path | None = Field(
-        default=None, description="Sentence-transformers model dir. Unset: the shipped wheel."
-    )
-    base_url: str | None = Field(default=None, description="OpenAI-compatible base URL.")
-    api_key: SecretStr | None = Field(default=None, description="API key for base_url.")
-    model: str = Field(default="all-MiniLM-L6-v2", description="Model name sent to the API.")
-    batch_size: int = Field(default=64, ge=1, description="Texts per embedding batch.")
-    threads: int = Field(default=0, ge=0, description="ONNX Runtime intra-op threads; 0 = auto.")
-
-
-class StackSettings(BaseModel):
-    """Local stack (``emily up``): which servers to start and where."""
-
-    postgres_bin_dir: Path | None = Field(
-        default=None, description="Directory with initdb/pg_ctl/postgres. Unset: the wheel's."
-    )
-    postgres_port: int = Field(default=0, ge=0, le=65535, description="0 = pick a free port.")
-    postgres_shared_buffers: str = Field(
-        default="1GB", description="Sized to hold the HNSW indexes in memory."
-    )
-    postgres_maintenance_work_mem: str = Field(
-        default="1GB", description="HNSW builds are fast only when the graph fits here."
-    )
-    postgres_max_parallel_maintenance_workers: int = Field(
-        default=2, ge=0, description="Parallel workers for index builds."
-    )
-    redis_bin: Path | None = Field(default=None, description="redis-server. Unset: from PATH.")
-    redis_port: int = Field(default=0, ge=0, le=65535, description="0 = pick a free port.")
-    start_timeout_s: float = Field(default=60.0, gt=0)
 
 
 class Settings(BaseSettings):
@@ -165,6 +77,7 @@ class Settings(BaseSettings):
     agents: AgentsSettings = Field(default_factory=AgentsSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
+    features: FeaturesSettings = Field(default_factory=FeaturesSettings)
 
     @field_validator("state_dir", "cache_dir", mode="after")
     @classmethod
@@ -239,7 +152,11 @@ class SecretFileEnvSource(EnvSettingsSource):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build settings, turning pydantic's validation errors into a ``ConfigError``."""
+    """Build settings, turning pydantic's validation errors into a ``ConfigError``.
+
+    The offending value is quoted only when the field is not a secret and the value is short:
+    a config error must never print a password or token (or echo a huge input).
+    """
     from pydantic import ValidationError
 
     try:
@@ -247,13 +164,18 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         location = NESTED_DELIMITER.join(str(part) for part in first["loc"])
+        shown = _shown_input(first.get("input"), first["loc"])
         raise ConfigError(
-            f"{first['msg']} (got {first.get('input')!r})",
-            field=f"{ENV_PREFIX}{location.upper()}",
-        ) from exc
+            f"{first['msg']}{shown}", field=f"{ENV_PREFIX}{location.upper()}"
+        ) from None
 
 
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """Process-wide settings, read once."""
-    return load_settings()
+def _shown_input(value: Any, loc: tuple[Any, ...]) -> str:
+    text = repr(value)
+    secretish = any(
+        any(word in str(part).lower() for word in ("key", "token", "password", "secret", "dsn"))
+        for part in loc
+    )
+    if secretish or isinstance(value, dict | list) or len(text) > 80:
+        return ""
+    return f" (got {text})"

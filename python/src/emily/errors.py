@@ -53,3 +53,7 @@ class PortInUseError(StackError):
 
 class StackNotRunningError(StackError):
     """A command needs the local stack, and it is not up (and no external DSN is configured)."""
+
+
+class StateFileError(StackError):
+    """The local stack's state file is unreadable or corrupt."""

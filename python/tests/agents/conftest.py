@@ -10,9 +10,9 @@ import pytest
 
 from emily.config import Settings
 from emily.inference.settings import BackendSettings, RetrySettings
+from emily.locator import Endpoints
 from emily.memory.embedding import create_embedder
 from emily.memory.store import MemoryStore
-from emily.stack import Endpoints
 
 
 def closed_port() -> int:

@@ -15,8 +15,8 @@ from emily.agents.loop import Agent
 from emily.agents.perception import Stimulus
 from emily.agents.working_memory import WorkingMemory
 from emily.config import Settings
+from emily.locator import Endpoints
 from emily.memory.store import MemoryStore
-from emily.stack import Endpoints
 from tests.agents.conftest import closed_port, llm_down, variant
 from tests.fixtures.llm import LlmServer
 

@@ -18,7 +18,7 @@ from emily.agents.loop import Agent
 from emily.agents.runner import StimulusFileError, load_stimuli, parse_stimulus, run_stimuli
 from emily.cli import app
 from emily.config import Settings
-from emily.stack import Endpoints
+from emily.locator import Endpoints
 from tests.agents.conftest import closed_port, variant
 
 DAY = [

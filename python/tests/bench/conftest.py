@@ -7,7 +7,7 @@ import pytest
 
 from emily.config import Settings
 from emily.memory.bench import BenchReport, run_benchmark
-from emily.stack import Stack
+from emily.stack.manager import Stack
 
 N, DIM, NQ = 2000, 32, 100
 

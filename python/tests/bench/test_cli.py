@@ -9,16 +9,16 @@ import numpy as np
 import typer
 from typer.testing import CliRunner
 
-from emily.cli.app import EmilyGroup
+from emily.cli import memory_bench_cmds
+from emily.cli.context import EmilyGroup, sub_app
 from emily.config import Settings
-from emily.memory.bench.cli import register_bench
-from emily.stack import Stack
+from emily.stack.manager import Stack
 
 
 def _app(settings: Settings) -> typer.Typer:
     root = typer.Typer(cls=EmilyGroup)
-    memory = typer.Typer()
-    register_bench(memory)
+    memory = sub_app("memory")
+    memory_bench_cmds.add_to(memory)
     root.add_typer(memory, name="memory")
 
     @root.callback()

@@ -7,10 +7,10 @@ import pytest
 
 from emily.config import Settings
 from emily.errors import StackError
+from emily.locator import postgres_admin_dsn
 from emily.memory.bench import pg
 from emily.memory.bench.harness import measure
-from emily.stack import Stack
-from emily.stack.endpoints import postgres_admin_dsn
+from emily.stack.manager import Stack
 
 
 def test_prepare_and_search_failures(stack: Stack, settings: Settings) -> None:

@@ -9,7 +9,7 @@ from emily.cli import app
 from emily.config import Settings
 from emily.demo.report import CHARTS
 from emily.memory.store import MemoryStore
-from emily.stack import Stack
+from emily.stack.manager import Stack
 
 
 def _demo(settings: Settings, report: Path, *extra: str, env: dict[str, str] | None = None) -> str:

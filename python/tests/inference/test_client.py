@@ -10,9 +10,9 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
 from emily.errors import ConfigError
-from emily.inference import (
+from emily.inference.client import InferenceClient
+from emily.inference.errors import (
     DeadlineExceeded,
-    InferenceClient,
     InferenceError,
     InvalidSchemaError,
     InvalidStructuredOutput,

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from emily.errors import BinaryNotFoundError, ConfigError, PortInUseError
-from emily.inference.local import find_model, find_server_bin, shipped_model
-from emily.stack import Stack
+from emily.stack.llama_binaries import find_model, find_server_bin, shipped_model
+from emily.stack.manager import Stack
 from tests.conftest import make_settings
 
 

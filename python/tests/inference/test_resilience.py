@@ -14,8 +14,9 @@ import httpx2
 import pytest
 
 from emily.config import Settings
-from emily.inference import BackendUnavailable, CircuitOpen, InferenceClient
-from emily.stack import Stack
+from emily.inference.client import InferenceClient
+from emily.inference.errors import BackendUnavailable, CircuitOpen
+from emily.stack.manager import Stack
 from emily.stack.process import pid_alive, wait_until
 from tests.conftest import make_settings
 from tests.fixtures.llm import LlmServer

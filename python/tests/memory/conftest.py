@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from emily.config import Settings
-from emily.memory import MemoryStore
 from emily.memory.migrations import migrate
-from emily.stack import Stack
+from emily.memory.store import MemoryStore
+from emily.stack.manager import Stack
 
 # Tests keep their episodes in the recent past: the retention test drops only very old months.
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -10,9 +10,9 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import SecretStr
 
 from emily.config import Settings
-from emily.memory import MemoryStore
+from emily.locator import Endpoints
 from emily.memory.backup import BackupError, backup, restore
-from emily.stack import Endpoints
+from emily.memory.store import MemoryStore
 from tests.memory.conftest import make_episodes, unit_vectors
 
 

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from emily.cli import app
 from emily.config import Settings
-from emily.memory import MemoryStore
-from emily.stack import Endpoints
+from emily.locator import Endpoints
+from emily.memory.store import MemoryStore
 from tests.memory.conftest import make_episodes
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from emily.memory import MemoryStore
 from emily.memory.migrations import migrate
-from emily.stack import Stack
+from emily.memory.store import MemoryStore
+from emily.stack.manager import Stack
 from tests.conftest import make_settings
 
 BATCH = 50

@@ -6,9 +6,10 @@ import numpy as np
 import psycopg
 
 from emily.config import Settings
-from emily.memory import MemoryStore, maintenance
+from emily.locator import Endpoints
+from emily.memory import maintenance
 from emily.memory.migrations import TABLE
-from emily.stack import Endpoints
+from emily.memory.store import MemoryStore
 from tests.memory.conftest import make_episodes
 
 DIM = 384

@@ -4,8 +4,8 @@ import psycopg
 import pytest
 
 from emily.config import Settings
+from emily.locator import Endpoints
 from emily.memory.migrations import MIGRATIONS, TABLE, migrate, months_ahead
-from emily.stack import Endpoints
 
 
 def test_migrate_twice_is_idempotent(migrated: Settings, endpoints: Endpoints) -> None:
@@ -113,7 +113,7 @@ def test_external_dsn_needs_an_existing_role(migrated: Settings, endpoints: Endp
 
 
 def test_dimension_mismatch_is_refused(migrated: Settings) -> None:
-    from emily.memory import SchemaMismatchError
+    from emily.memory.errors import SchemaMismatchError
 
     other = migrated.model_copy(
         update={"database": migrated.database.model_copy(update={"embedding_dim": 16})}

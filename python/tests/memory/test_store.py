@@ -14,9 +14,11 @@ from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from emily.config import Settings
-from emily.memory import Affect, Episode, MemoryStore, maintenance
+from emily.locator import Endpoints
+from emily.memory import maintenance
+from emily.memory.models import Affect, Episode
 from emily.memory.search_sql import AFFECT_DIAMETER
-from emily.stack import Endpoints
+from emily.memory.store import MemoryStore
 from tests.memory.conftest import NOW, make_episodes, unit_vectors
 
 DIM = 384

@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 
 from emily.cli import app
 from emily.config import Settings
-from emily.memory import InvalidEpisodeError, MemoryStore
+from emily.memory.errors import InvalidEpisodeError
+from emily.memory.store import MemoryStore
 from tests.memory.conftest import make_episodes
 
 

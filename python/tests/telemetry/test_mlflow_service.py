@@ -7,7 +7,7 @@ import psycopg
 from typer.testing import CliRunner
 
 from emily.cli import app
-from emily.stack import resolve_endpoints
+from emily.locator import resolve_endpoints
 from emily.stack.mlflow import LocalMlflow, healthy, sqlalchemy_url
 from tests.fixtures.mlflow import MlflowServer
 

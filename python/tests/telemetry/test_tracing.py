@@ -7,12 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from emily.mlops.server import ensure_experiment, tracking_uri
 from mlflow import MlflowClient
 from opentelemetry import trace
 
 from emily.config import Settings, load_settings
 from emily.errors import StackNotRunningError
-from emily.mlops.server import ensure_experiment, tracking_uri
 from emily.telemetry.logs import configure_logging, get_logger
 from emily.telemetry.tracing import (
     LANGFUSE_OTLP_PATH,

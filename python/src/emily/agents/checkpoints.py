@@ -11,7 +11,7 @@ from psycopg.rows import dict_row
 
 from emily.config import Settings
 from emily.errors import StackError
-from emily.stack.endpoints import postgres_admin_dsn
+from emily.locator import postgres_admin_dsn
 
 
 async def open_checkpointer(

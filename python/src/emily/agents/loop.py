@@ -21,7 +21,7 @@ from emily.agents.state import AgentState
 from emily.agents.working_memory import WorkingMemory
 from emily.config import Settings
 from emily.errors import EmilyError
-from emily.stack.endpoints import redis_url
+from emily.locator import redis_url
 from emily.telemetry.logs import get_logger
 
 log = get_logger("agents.loop")

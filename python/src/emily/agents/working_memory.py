@@ -115,7 +115,7 @@ class WorkingMemory:
 
     async def ping(self) -> bool:
         async def op(client: aioredis.Redis) -> bool:
-            return bool(await client.ping())
+            return bool(await client.ping())  # type: ignore[misc]
 
         self._down_until = 0.0
         result = await self._run("ping", op)

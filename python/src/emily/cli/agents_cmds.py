@@ -6,32 +6,28 @@ import asyncio
 import json
 import uuid
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 from rich.table import Table
 
-from emily.config import Settings
+from emily.cli.context import settings_of, sub_app
 from emily.errors import ConfigError
-from emily.telemetry.tracing import setup_tracing, shutdown_tracing
+from emily.ui import escape, progress
+
+if TYPE_CHECKING:
+    from emily.config import Settings
 
 console = Console()
 err_console = Console(stderr=True)
 
-agents_app = typer.Typer(help="The triune agent loop (instinct, affect, cognition).")
+app = sub_app("The triune agent loop (instinct, affect, cognition).")
 
 
 def _progress() -> Progress:
-    return Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    )
+    return progress(err_console, transient=True)
 
 
 def _with_cognition(settings: Settings, enabled: bool | None) -> Settings:
@@ -41,127 +37,124 @@ def _with_cognition(settings: Settings, enabled: bool | None) -> Settings:
     return settings.model_copy(update={"agents": agents})
 
 
-def register(app: typer.Typer) -> None:
-    from emily.cli.app import settings_of
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    stimuli: Annotated[
+        Path, typer.Option("--stimuli", help='JSON lines: {"text": ..., "threat": 0.8}.')
+    ],
+    thread: Annotated[
+        str | None, typer.Option("--thread", help="Thread id (default: a new one).")
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume", help="Finish an interrupted turn, skip lines the thread already ran."
+        ),
+    ] = False,
+    cognition: Annotated[
+        bool | None,
+        typer.Option("--cognition/--no-cognition", help="Override EMILY_AGENTS__COGNITION."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per turn.")] = False,
+) -> None:
+    """Run a file of stimuli through the loop, one turn per line."""
+    from emily.agents.loop import Agent, TurnResult
+    from emily.agents.runner import load_stimuli, run_stimuli
+    from emily.telemetry.tracing import setup_tracing, shutdown_tracing
 
-    @agents_app.command("run")
-    def run(
-        ctx: typer.Context,
-        stimuli: Annotated[
-            Path, typer.Option("--stimuli", help='JSON lines: {"text": ..., "threat": 0.8}.')
-        ],
-        thread: Annotated[
-            str | None, typer.Option("--thread", help="Thread id (default: a new one).")
-        ] = None,
-        resume: Annotated[
-            bool,
-            typer.Option(
-                "--resume", help="Finish an interrupted turn, skip lines the thread already ran."
-            ),
-        ] = False,
-        cognition: Annotated[
-            bool | None,
-            typer.Option("--cognition/--no-cognition", help="Override EMILY_AGENTS__COGNITION."),
-        ] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="One JSON object per turn.")] = False,
-    ) -> None:
-        """Run a file of stimuli through the loop, one turn per line."""
-        from emily.agents.loop import Agent, TurnResult
-        from emily.agents.runner import load_stimuli, run_stimuli
+    settings = _with_cognition(settings_of(ctx), cognition)
+    items = load_stimuli(stimuli)
+    thread_id = thread or f"run-{uuid.uuid4().hex[:12]}"
+    table = Table("turn", "policy", "layer", "affect (V/A/D)", "ms", "degraded", title=thread_id)
 
-        settings = _with_cognition(settings_of(ctx), cognition)
-        items = load_stimuli(stimuli)
-        thread_id = thread or f"run-{uuid.uuid4().hex[:12]}"
-        table = Table(
-            "turn", "policy", "layer", "affect (V/A/D)", "ms", "degraded", title=thread_id
+    async def main() -> None:
+        async with await Agent.open(settings) as agent:
+            with _progress() as progress:
+                task = progress.add_task("turns", total=len(items))
+
+                def show(result: TurnResult) -> None:
+                    progress.advance(task)
+                    if as_json:
+                        typer.echo(result.model_dump_json())
+                        return
+                    table.add_row(
+                        str(result.turn),
+                        result.policy,
+                        result.layer,
+                        " ".join(f"{x:+.2f}" for x in result.affect),
+                        f"{result.latency_ms:.0f}",
+                        escape((result.degraded_reason or "")[:60]),
+                    )
+
+                await run_stimuli(agent, thread_id, items, resume=resume, on_result=show)
+
+    setup_tracing(settings, service_name="emily-agents")
+    try:
+        asyncio.run(main())
+    finally:
+        shutdown_tracing()  # flushes the spans of the last turns
+    if not as_json:
+        console.print(table)
+
+
+@app.command("serve")
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port.")] = None,
+) -> None:
+    """Serve the loop over HTTP (bearer token from EMILY_AGENTS__API_TOKEN[_FILE])."""
+    import uvicorn
+
+    from emily.agents.api import create_app
+    from emily.telemetry.tracing import setup_tracing
+
+    settings = settings_of(ctx)
+    app_ = create_app(settings)
+    setup_tracing(settings, service_name="emily-agents")
+    uvicorn.run(
+        app_,
+        host=host or settings.agents.api_host,
+        port=port or settings.agents.api_port,
+        log_config=None,
+    )
+
+
+@app.command("bench")
+def bench(
+    ctx: typer.Context,
+    stimuli: Annotated[int, typer.Option("--stimuli", min=1, help="Turns per arm.")] = 20,
+    out: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
+    otlp: Annotated[
+        str | None,
+        typer.Option("--otlp", help="Traced arm exports here (OTLP/HTTP); default in-memory."),
+    ] = None,
+) -> None:
+    """Loop latency, overhead excluding the LLM, and tracing on vs off, in one run."""
+    from emily.agents.bench import run_bench
+
+    settings = settings_of(ctx)
+    if not settings.agents.cognition_enabled:
+        raise ConfigError(
+            "the bench measures the loop with the LLM", field="EMILY_AGENTS__COGNITION_ENABLED"
         )
+    exporter = None
+    if otlp is not None:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        async def main() -> None:
-            async with await Agent.open(settings) as agent:
-                with _progress() as progress:
-                    task = progress.add_task("turns", total=len(items))
-
-                    def show(result: TurnResult) -> None:
-                        progress.advance(task)
-                        if as_json:
-                            typer.echo(result.model_dump_json())
-                            return
-                        table.add_row(
-                            str(result.turn),
-                            result.policy,
-                            result.layer,
-                            " ".join(f"{x:+.2f}" for x in result.affect),
-                            f"{result.latency_ms:.0f}",
-                            (result.degraded_reason or "")[:60],
-                        )
-
-                    await run_stimuli(agent, thread_id, items, resume=resume, on_result=show)
-
-        setup_tracing(settings, service_name="emily-agents")
-        try:
-            asyncio.run(main())
-        finally:
-            shutdown_tracing()  # flushes the spans of the last turns
-        if not as_json:
-            console.print(table)
-
-    @agents_app.command("serve")
-    def serve(
-        ctx: typer.Context,
-        host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
-        port: Annotated[int | None, typer.Option(help="Port.")] = None,
-    ) -> None:
-        """Serve the loop over HTTP (bearer token from EMILY_AGENTS__API_TOKEN[_FILE])."""
-        import uvicorn
-
-        from emily.agents.api import create_app
-
-        settings = settings_of(ctx)
-        app_ = create_app(settings)
-        setup_tracing(settings, service_name="emily-agents")
-        uvicorn.run(
-            app_,
-            host=host or settings.agents.api_host,
-            port=port or settings.agents.api_port,
-            log_config=None,
+        exporter = OTLPSpanExporter(endpoint=otlp)
+    with _progress() as progress:
+        task = progress.add_task("bench", total=stimuli + 2)
+        report = asyncio.run(
+            run_bench(
+                settings,
+                stimuli,
+                exporter=exporter,
+                progress=lambda done: progress.update(task, completed=done),
+            )
         )
-
-    @agents_app.command("bench")
-    def bench(
-        ctx: typer.Context,
-        stimuli: Annotated[int, typer.Option("--stimuli", min=1, help="Turns per arm.")] = 20,
-        out: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
-        otlp: Annotated[
-            str | None,
-            typer.Option("--otlp", help="Traced arm exports here (OTLP/HTTP); default in-memory."),
-        ] = None,
-    ) -> None:
-        """Loop latency, overhead excluding the LLM, and tracing on vs off, in one run."""
-        from emily.agents.bench import run_bench
-
-        settings = settings_of(ctx)
-        if not settings.agents.cognition_enabled:
-            raise ConfigError(
-                "the bench measures the loop with the LLM", field="EMILY_AGENTS__COGNITION_ENABLED"
-            )
-        exporter = None
-        if otlp is not None:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-            exporter = OTLPSpanExporter(endpoint=otlp)
-        with _progress() as progress:
-            task = progress.add_task("bench", total=stimuli + 2)
-            report = asyncio.run(
-                run_bench(
-                    settings,
-                    stimuli,
-                    exporter=exporter,
-                    progress=lambda done: progress.update(task, completed=done),
-                )
-            )
-        text = json.dumps(report, indent=2)
-        if out is not None:
-            out.write_text(text + "\n", encoding="utf-8")
-        typer.echo(text)
-
-    app.add_typer(agents_app, name="agents")
+    text = json.dumps(report, indent=2)
+    if out is not None:
+        out.write_text(text + "\n", encoding="utf-8")
+    typer.echo(text)

@@ -1,34 +1,28 @@
-"""Root Typer application. Each subsystem contributes its own sub-app (``emily memory ...``).
+"""The root ``emily`` application, composed from one module per subsystem.
 
-Every ``EmilyError`` becomes one red line on stderr naming the field/row, and exit code 1;
-anything else is a bug and keeps its traceback.
+Command modules import only Typer and Rich at module level; what a command needs (the memory
+store, LangGraph, MLflow, Feast, ...) is imported inside it, so ``emily --help`` and
+``emily status`` pay only for what they use (an import-budget test keeps it so).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from typer.core import TyperGroup
 
 from emily import __version__
-from emily.config import Settings, load_settings
-from emily.errors import EmilyError
-from emily.telemetry.logs import configure_logging
-
-err_console = Console(stderr=True)
-
-
-class EmilyGroup(TyperGroup):
-    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
-        try:
-            return super().invoke(ctx)
-        except EmilyError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(code=exc.exit_code) from exc
-
+from emily.cli import (
+    agents_cmds,
+    config_cmds,
+    demo_cmds,
+    doctor_cmds,
+    infer_cmds,
+    memory_cmds,
+    stack_cmds,
+)
+from emily.cli.context import STATE_DIR_HELP, EmilyGroup, build_settings, set_override
 
 app = typer.Typer(
     cls=EmilyGroup,
@@ -49,12 +43,7 @@ def _version(value: bool) -> None:
 def root(
     ctx: typer.Context,
     state_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--state-dir",
-            envvar="EMILY_STATE_DIR",
-            help="State directory of the local stack (default: per-user state path).",
-        ),
+        Path | None, typer.Option("--state-dir", envvar="EMILY_STATE_DIR", help=STATE_DIR_HELP)
     ] = None,
     log_format: Annotated[
         str | None, typer.Option("--log-format", help="auto, console or json.")
@@ -63,47 +52,20 @@ def root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print version.")
     ] = False,
 ) -> None:
-    overrides: dict[str, Any] = {}
     if state_dir is not None:
-        overrides["state_dir"] = state_dir
+        set_override(ctx, "state_dir", state_dir)
     if log_format is not None:
-        overrides["log_format"] = log_format
-    try:
-        settings = load_settings(**overrides)
-    except EmilyError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(code=1) from exc
-    configure_logging(settings)
-    ctx.obj = settings
+        set_override(ctx, "log_format", log_format)
+    build_settings(ctx)
 
 
-def settings_of(ctx: typer.Context) -> Settings:
-    """The settings the root callback built (subcommands call this)."""
-    root_ctx = ctx.find_root()
-    settings = root_ctx.obj
-    if not isinstance(settings, Settings):  # pragma: no cover - root callback always runs
-        settings = load_settings()
-        root_ctx.obj = settings
-    return settings
-
-
-def _register() -> None:
-    # Imported here so each sub-app module can import `app`/`settings_of` from this module.
-    from emily.cli import config_cmds, stack_cmds
-
-    stack_cmds.register(app)
-    config_cmds.register(app)
-    for module_name in ("memory_cmds", "infer_cmds", "agents_cmds", "doctor_cmds", "demo_cmds"):
-        try:
-            module = __import__(f"emily.cli.{module_name}", fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name != f"emily.cli.{module_name}":
-                raise
-            continue
-        module.register(app)
-
-
-_register()
+stack_cmds.add_to(app)
+app.add_typer(config_cmds.app, name="config")
+app.add_typer(memory_cmds.app, name="memory")
+app.add_typer(infer_cmds.app, name="infer")
+app.add_typer(agents_cmds.app, name="agents")
+doctor_cmds.add_to(app)
+demo_cmds.add_to(app)
 
 
 def main() -> None:

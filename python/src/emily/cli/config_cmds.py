@@ -8,30 +8,28 @@ from typing import Annotated
 
 import typer
 
-from emily.settings_doc import render_markdown
+from emily.cli.context import settings_of, sub_app
+
+app = sub_app("Inspect configuration.")
 
 
-def register(app: typer.Typer) -> None:
-    from emily.cli.app import settings_of
+@app.command("show")
+def show(ctx: typer.Context) -> None:
+    """Print the effective settings as JSON (secrets masked)."""
+    typer.echo(json.dumps(settings_of(ctx).model_dump(mode="json"), indent=2))
 
-    config_app = typer.Typer(no_args_is_help=True, help="Inspect configuration.")
-    app.add_typer(config_app, name="config")
 
-    @config_app.command("show")
-    def show(ctx: typer.Context) -> None:
-        """Print the effective settings as JSON (secrets masked)."""
-        settings = settings_of(ctx)
-        typer.echo(json.dumps(settings.model_dump(mode="json"), indent=2))
+@app.command("docs")
+def docs(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """Render the settings reference (docs/configuration.md) from the code."""
+    from emily.settings_doc import render_markdown
 
-    @config_app.command("docs")
-    def docs(
-        output: Annotated[
-            Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
-        ] = None,
-    ) -> None:
-        """Render the settings reference (docs/configuration.md) from the code."""
-        text = render_markdown()
-        if output is None:
-            typer.echo(text, nl=False)
-        else:
-            output.write_text(text, encoding="utf-8")
+    text = render_markdown()
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")

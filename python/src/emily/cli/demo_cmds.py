@@ -6,50 +6,40 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from emily.demo.runner import DemoOptions, run_demo
-
-console = Console()
+from emily.cli.context import settings_of
 
 
-def register(app: typer.Typer) -> None:
-    from emily.cli.app import settings_of
+def demo(
+    ctx: typer.Context,
+    corpus_size: Annotated[
+        int, typer.Option("--corpus-size", min=1, help="WordNet glosses seeded into memory.")
+    ] = 3000,
+    stimuli: Annotated[
+        int | None,
+        typer.Option("--stimuli", min=1, help="Stimuli of the scripted day (default: all)."),
+    ] = None,
+    report_dir: Annotated[
+        Path, typer.Option("--report-dir", help="Where the HTML report and PNGs go.")
+    ] = Path("demo-report"),
+    days: Annotated[
+        int, typer.Option("--days", min=1, help="Corpus timestamps span this many days.")
+    ] = 120,
+    agents: Annotated[
+        bool, typer.Option("--agents/--no-agents", help="Run the scripted day.")
+    ] = True,
+) -> None:
+    """Start the local stack, seed memory from WordNet, search it, live a scripted day
+    through the agent loop and write an HTML report."""
+    from emily.demo.console import print_result, terminal_console
+    from emily.demo.runner import DemoOptions, run_demo
 
-    @app.command()
-    def demo(
-        ctx: typer.Context,
-        corpus_size: Annotated[
-            int, typer.Option("--corpus-size", min=1, help="WordNet glosses seeded into memory.")
-        ] = 3000,
-        stimuli: Annotated[
-            int | None,
-            typer.Option("--stimuli", min=1, help="Stimuli of the scripted day (default: all)."),
-        ] = None,
-        report_dir: Annotated[
-            Path, typer.Option("--report-dir", help="Where the HTML report and PNGs go.")
-        ] = Path("demo-report"),
-        days: Annotated[
-            int, typer.Option("--days", min=1, help="Corpus timestamps span this many days.")
-        ] = 120,
-        agents: Annotated[
-            bool, typer.Option("--agents/--no-agents", help="Run the scripted day.")
-        ] = True,
-    ) -> None:
-        """Start the local stack, seed memory from WordNet, search it, live a scripted day
-        through the agent loop and write an HTML report."""
-        options = DemoOptions(
-            corpus_size=corpus_size,
-            stimuli=stimuli,
-            report_dir=report_dir,
-            days=days,
-            agents=agents,
-        )
-        result = run_demo(settings_of(ctx), options, console)
-        console.print(f"[bold]report:[/] {result.report.resolve()}")
-        if result.traces_url:
-            console.print(f"[bold]traces:[/] {result.traces_url}  (MLflow UI {result.mlflow_url})")
-        else:
-            console.print("[yellow]traces:[/] no MLflow server answered; tracing was off")
-        for problem in result.problems:
-            console.print(f"[yellow]note:[/] {problem}")
+    console = terminal_console()
+    options = DemoOptions(
+        corpus_size=corpus_size, stimuli=stimuli, report_dir=report_dir, days=days, agents=agents
+    )
+    print_result(run_demo(settings_of(ctx), options, console), console)
+
+
+def add_to(app: typer.Typer) -> None:
+    app.command()(demo)

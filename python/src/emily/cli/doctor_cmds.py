@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from emily.config import Settings
+from emily.cli.context import settings_of
 from emily.errors import EmilyError
-from emily.inference.client import InferenceClient
-from emily.inference.hardware import backend_support, cpu_flags, probe_gpus, rules_json
-from emily.inference.local import find_model, find_server_bin
-from emily.stack import Stack
+
+if TYPE_CHECKING:
+    from emily.config import Settings
 
 console = Console()
 
@@ -28,11 +27,17 @@ def _found(find: Any, settings: Settings) -> dict[str, Any]:
 
 
 async def _backend_health(settings: Settings) -> dict[str, bool]:
+    from emily.inference.client import InferenceClient
+
     async with InferenceClient.from_settings(settings) as client:
         return await client.health()
 
 
 def diagnose(settings: Settings) -> dict[str, Any]:
+    from emily.inference.hardware import backend_support, cpu_flags, probe_gpus
+    from emily.stack.llama_binaries import find_model, find_server_bin
+    from emily.stack.manager import Stack
+
     gpus, cuda, why_none = probe_gpus()
     first = gpus[0] if gpus else None
     verdicts = backend_support(
@@ -87,9 +92,7 @@ def _emit(report: dict[str, Any], as_json: bool) -> None:
         _show(report)
 
 
-def register(app: typer.Typer) -> None:
-    from emily.cli.app import settings_of
-
+def add_to(app: typer.Typer) -> None:
     @app.command()
     def doctor(
         ctx: typer.Context,
@@ -102,6 +105,8 @@ def register(app: typer.Typer) -> None:
         """GPU, CUDA, CPU flags, which inference backends can run here and why, and whether
         llama-server, the model and the stack services are in place."""
         if rules:
+            from emily.inference.hardware import rules_json
+
             typer.echo(rules_json(), nl=False)
             return
         _emit(diagnose(settings_of(ctx)), as_json)

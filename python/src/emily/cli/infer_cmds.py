@@ -7,34 +7,19 @@ import json
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-from emily.config import Settings
-from emily.errors import ConfigError
-from emily.inference.bench import BenchConfig, run_bench, total_requests
-from emily.inference.client import InferenceClient
-from emily.inference.from_json_schema import load_schema_file
-from emily.stack import Stack
-from emily.stack.process import pid_alive
+from emily.cli.context import settings_of, sub_app
+from emily.ui import parse_ints, progress
+
+if TYPE_CHECKING:
+    from emily.config import Settings
 
 console = Console()
-infer_app = typer.Typer(help="Chat with, benchmark and serve the inference gateway.")
-
-
-def _ints(text: str) -> list[int]:
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError as exc:
-        raise ConfigError(
-            f"expected comma-separated integers, got {text!r}", field="concurrency"
-        ) from exc
-    if not values or any(v < 1 for v in values):
-        raise ConfigError("concurrency levels must be positive", field="concurrency")
-    return values
+app = sub_app("Chat with, benchmark and serve the inference gateway.")
 
 
 async def _chat(
@@ -47,6 +32,9 @@ async def _chat(
     stream: bool,
     deadline: float | None = None,
 ) -> dict[str, Any]:
+    from emily.inference.client import InferenceClient
+    from emily.inference.from_json_schema import load_schema_file
+
     messages = [{"role": "system", "content": system}] if system else []
     messages.append({"role": "user", "content": prompt})
     model = load_schema_file(schema) if schema is not None else None
@@ -92,103 +80,99 @@ def _write_report(report: dict[str, Any], out: Path) -> None:
     console.print(f"wrote {out}")
 
 
-def register(app: typer.Typer) -> None:
-    from emily.cli.app import settings_of
+@app.command("chat")
+def chat(
+    ctx: typer.Context,
+    prompt: Annotated[str, typer.Argument(help="The user message.")],
+    schema: Annotated[
+        Path | None,
+        typer.Option("--schema", help="JSON-schema file: answer is constrained and validated."),
+    ] = None,
+    backend: Annotated[
+        str | None, typer.Option("--backend", help="Only this backend (no fallback).")
+    ] = None,
+    system: Annotated[str | None, typer.Option("--system", help="System prompt.")] = None,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1)] = 256,
+    stream: Annotated[bool, typer.Option("--stream/--no-stream")] = True,
+    deadline: Annotated[
+        float | None,
+        typer.Option("--deadline", min=0.001, help="Seconds (default: inference.deadline_s)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Full result as JSON.")] = False,
+) -> None:
+    """Ask the backend chain once; with --schema, get validated JSON."""
+    result = asyncio.run(
+        _chat(settings_of(ctx), prompt, system, schema, backend, max_tokens, stream, deadline)
+    )
+    _print_chat(result, schema is not None, as_json)
 
-    @infer_app.command("chat")
-    def chat(
-        ctx: typer.Context,
-        prompt: Annotated[str, typer.Argument(help="The user message.")],
-        schema: Annotated[
-            Path | None,
-            typer.Option("--schema", help="JSON-schema file: answer is constrained and validated."),
-        ] = None,
-        backend: Annotated[
-            str | None, typer.Option("--backend", help="Only this backend (no fallback).")
-        ] = None,
-        system: Annotated[str | None, typer.Option("--system", help="System prompt.")] = None,
-        max_tokens: Annotated[int, typer.Option("--max-tokens", min=1)] = 256,
-        stream: Annotated[bool, typer.Option("--stream/--no-stream")] = True,
-        deadline: Annotated[
-            float | None,
-            typer.Option("--deadline", min=0.001, help="Seconds (default: inference.deadline_s)."),
-        ] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="Full result as JSON.")] = False,
-    ) -> None:
-        """Ask the backend chain once; with --schema, get validated JSON."""
-        result = asyncio.run(
-            _chat(settings_of(ctx), prompt, system, schema, backend, max_tokens, stream, deadline)
-        )
-        _print_chat(result, schema is not None, as_json)
 
-    @infer_app.command("bench")
-    def bench(
-        ctx: typer.Context,
-        out: Annotated[Path, typer.Option("--json", help="Write the results here (JSON).")],
-        url: Annotated[
-            list[str] | None,
-            typer.Option("--url", help="OpenAI base URL (repeatable). Default: configured chain."),
-        ] = None,
-        concurrency: Annotated[str, typer.Option("--concurrency")] = "1,4,8",
-        requests: Annotated[int, typer.Option("--requests", min=0, help="Chats per level.")] = 16,
-        prompt_tokens: Annotated[int, typer.Option("--prompt-tokens", min=8)] = 100,
-        max_tokens: Annotated[int, typer.Option("--max-tokens", min=1)] = 32,
-        structured: Annotated[
-            int, typer.Option("--structured", min=0, help="Cognition-schema requests per level.")
-        ] = 0,
-        structured_max_tokens: Annotated[
-            int, typer.Option("--structured-max-tokens", min=16, help="Per structured answer.")
-        ] = 320,
-    ) -> None:
-        """TTFT, inter-token latency, tokens/s, client overhead and structured validity."""
-        config = BenchConfig(
-            urls=url or [],
-            concurrency=_ints(concurrency),
-            requests=requests,
-            prompt_tokens=prompt_tokens,
-            max_tokens=max_tokens,
-            structured=structured,
-            structured_max_tokens=structured_max_tokens,
-        )
-        settings = settings_of(ctx)
-        backends = len(config.urls) or len(settings.inference.backends)
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-        ) as progress:
-            task = progress.add_task("bench", total=total_requests(config, backends))
-            report = asyncio.run(run_bench(settings, config, lambda n: progress.advance(task, n)))
-        _write_report(report, out)
+@app.command("bench")
+def bench(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--json", help="Write the results here (JSON).")],
+    url: Annotated[
+        list[str] | None,
+        typer.Option("--url", help="OpenAI base URL (repeatable). Default: configured chain."),
+    ] = None,
+    concurrency: Annotated[str, typer.Option("--concurrency")] = "1,4,8",
+    requests: Annotated[int, typer.Option("--requests", min=0, help="Chats per level.")] = 16,
+    prompt_tokens: Annotated[int, typer.Option("--prompt-tokens", min=8)] = 100,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1)] = 32,
+    structured: Annotated[
+        int, typer.Option("--structured", min=0, help="Cognition-schema requests per level.")
+    ] = 0,
+    structured_max_tokens: Annotated[
+        int, typer.Option("--structured-max-tokens", min=16, help="Per structured answer.")
+    ] = 320,
+) -> None:
+    """TTFT, inter-token latency, tokens/s, client overhead and structured validity."""
+    from emily.inference.bench import BenchConfig, run_bench, total_requests
 
-    @infer_app.command("serve")
-    def serve(
-        ctx: typer.Context,
-        foreground: Annotated[
-            bool,
-            typer.Option("--foreground", help="Stay attached; stop the server on Ctrl-C."),
-        ] = False,
-    ) -> None:
-        """Start the local llama-server (same as `emily up -s llm`)."""
-        stack = Stack(settings_of(ctx))
-        record = stack.up(["llm"]).services["llm"]
-        console.print(f"[green]●[/] llm  {record.url}  pid {record.pid}")
-        console.print(f"[dim]log: {record.details.get('log')}[/]")
-        if not foreground:
-            return
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        try:
-            while not stop.wait(1.0):
-                if not pid_alive(record.pid):
-                    console.print("[red]llama-server exited[/]")
-                    raise typer.Exit(code=1)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            stack.down(["llm"])
-            console.print("stopped")
+    config = BenchConfig(
+        urls=url or [],
+        concurrency=list(parse_ints(concurrency, "concurrency", minimum=1)),
+        requests=requests,
+        prompt_tokens=prompt_tokens,
+        max_tokens=max_tokens,
+        structured=structured,
+        structured_max_tokens=structured_max_tokens,
+    )
+    settings = settings_of(ctx)
+    backends = len(config.urls) or len(settings.inference.backends)
+    with progress(Console(stderr=True)) as bar:
+        task = bar.add_task("bench", total=total_requests(config, backends))
+        report = asyncio.run(run_bench(settings, config, lambda n: bar.advance(task, n)))
+    _write_report(report, out)
 
-    app.add_typer(infer_app, name="infer")
+
+@app.command("serve")
+def serve(
+    ctx: typer.Context,
+    foreground: Annotated[
+        bool,
+        typer.Option("--foreground", help="Stay attached; stop the server on Ctrl-C."),
+    ] = False,
+) -> None:
+    """Start the local llama-server (same as `emily up -s llm`)."""
+    from emily.stack.manager import Stack
+    from emily.stack.process import pid_alive
+
+    stack = Stack(settings_of(ctx))
+    record = stack.up(["llm"]).services["llm"]
+    console.print(f"[green]●[/] llm  {record.url}  pid {record.pid}")
+    console.print(f"[dim]log: {record.details.get('log')}[/]")
+    if not foreground:
+        return
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(1.0):
+            if not pid_alive(record.pid):
+                console.print("[red]llama-server exited[/]")
+                raise typer.Exit(code=1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.down(["llm"])
+        console.print("stopped")

@@ -2,39 +2,33 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from emily.config import Settings
-from emily.memory import backup as backup_mod
-from emily.memory import maintenance
+from emily.cli import memory_bench_cmds
+from emily.cli.context import settings_of, sub_app
 from emily.memory.errors import InvalidEpisodeError
-from emily.memory.jsonl import read_episodes
-from emily.memory.migrations import migrate as run_migrations
-from emily.memory.models import Episode, SearchResult
-from emily.memory.store import MemoryStore, Mode
+from emily.ui import escape, progress
+
+if TYPE_CHECKING:
+    from emily.config import Settings
+    from emily.memory.models import SearchResult
 
 console = Console()
 err_console = Console(stderr=True)
 
-memory_app = typer.Typer(
-    no_args_is_help=True, help="Episodic memory: add, ingest, search, maintain, back up."
-)
+app = sub_app("Episodic memory: add, ingest, search, maintain, back up.")
 
 
 def _settings(ctx: typer.Context) -> Settings:
-    from emily.cli.app import settings_of
-
-    return settings_of(ctx)
+    settings: Settings = settings_of(ctx)
+    return settings
 
 
 def _parse_time(value: str | None, field: str) -> datetime | None:
@@ -61,14 +55,16 @@ def _parse_json_object(value: str | None, field: str) -> dict[str, Any] | None:
     return parsed
 
 
-@memory_app.command()
+@app.command()
 def migrate(ctx: typer.Context) -> None:
     """Create or update the schema, the app role's grants and the partitions ahead."""
+    from emily.memory.migrations import migrate as run_migrations
+
     applied = run_migrations(_settings(ctx))
     console.print(f"schema up to date (applied: {applied or 'nothing new'})")
 
 
-@memory_app.command()
+@app.command()
 def add(
     ctx: typer.Context,
     text: Annotated[str, typer.Argument(help="What happened.")],
@@ -79,6 +75,8 @@ def add(
     context: Annotated[str | None, typer.Option(help="JSON object of context.")] = None,
 ) -> None:
     """Remember one episode (its embedding is computed by the configured embedder)."""
+    from emily.memory.store import MemoryStore
+
     episode = {
         "content": text,
         "occurred_at": _parse_time(at, "at") or datetime.now(UTC),
@@ -91,10 +89,12 @@ def add(
 
 
 def _count_valid(path: Path, settings: Settings) -> int:
+    from emily.memory.jsonl import read_episodes
+
     return sum(1 for _ in read_episodes(path, settings))
 
 
-@memory_app.command()
+@app.command()
 def ingest(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="JSONL file, one episode per line.")],
@@ -102,20 +102,18 @@ def ingest(
 ) -> None:
     """Load episodes from JSONL. The whole file is validated first (an error names the line and
     nothing is written); then each batch is written atomically."""
+    from emily.memory.jsonl import read_episodes
+    from emily.memory.models import Episode
+    from emily.memory.store import MemoryStore
+
     settings = _settings(ctx)
     total = _count_valid(file, settings)
     written = batches = 0
     with (
         MemoryStore(settings) as store,
-        Progress(
-            TextColumn("ingest"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err_console,
-        ) as progress,
+        progress(err_console) as bar,
     ):
-        task = progress.add_task("ingest", total=total)
+        task = bar.add_task("ingest", total=total)
         batch: list[Episode] = []
         first_line = 1
 
@@ -126,7 +124,7 @@ def ingest(
             batches += 1
             # One line per acknowledged (committed) batch, so callers can tell what is durable.
             console.print(f"committed batch {batches}: {len(batch)} rows, {written} total")
-            progress.advance(task, len(batch))
+            bar.advance(task, len(batch))
             batch = []
 
         for lineno, episode in read_episodes(file, settings):
@@ -144,7 +142,7 @@ def _result_row(result: SearchResult) -> dict[str, Any]:
     return result.model_dump(mode="json")
 
 
-@memory_app.command()
+@app.command()
 def search(
     ctx: typer.Context,
     query: Annotated[str | None, typer.Argument(help="Text to search for.")] = None,
@@ -164,6 +162,8 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Recall episodes by meaning, affect or both."""
+    from emily.memory.store import MemoryStore, Mode
+
     if mode not in ("semantic", "affective", "hybrid"):
         raise InvalidEpisodeError(f"unknown mode {mode!r}", field="mode")
     affect_values = None
@@ -197,17 +197,19 @@ def search(
             f"{r.similarity:.3f}",
             r.occurred_at.isoformat(timespec="minutes"),
             "/".join(f"{x:+.2f}" for x in r.affect.as_list()),
-            r.content[:100],
+            escape(r.content[:100]),
         )
     console.print(table)
 
 
-@memory_app.command()
+@app.command()
 def stats(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Rows, partitions, table and index sizes, dead tuples."""
+    from emily.memory import maintenance
+
     result = maintenance.stats(_settings(ctx))
     if as_json:
         typer.echo(json.dumps(result.model_dump(mode="json"), indent=2))
@@ -233,7 +235,7 @@ def _size(n: int) -> str:
     return str(n)  # pragma: no cover - loop always returns
 
 
-@memory_app.command()
+@app.command()
 def maintain(
     ctx: typer.Context,
     reindex: Annotated[bool, typer.Option(help="REINDEX CONCURRENTLY the HNSW indexes.")] = False,
@@ -242,6 +244,8 @@ def maintain(
     ] = None,
 ) -> None:
     """VACUUM ANALYZE, partitions ahead, optional reindex and retention."""
+    from emily.memory import maintenance
+
     settings = _settings(ctx)
     created = maintenance.ensure_partitions_ahead(settings)
     console.print(f"partitions ahead: {', '.join(created)}")
@@ -253,16 +257,18 @@ def maintain(
     console.print("vacuum analyze done")
 
 
-@memory_app.command()
+@app.command()
 def backup(
     ctx: typer.Context, path: Annotated[Path, typer.Argument(help="Backup file to write.")]
 ) -> None:
     """Back up the database with pg_dump (custom format)."""
+    from emily.memory import backup as backup_mod
+
     written = backup_mod.backup(_settings(ctx), path)
     console.print(f"backup written to {written}")
 
 
-@memory_app.command()
+@app.command()
 def restore(
     ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="Backup file to restore.")],
@@ -271,24 +277,10 @@ def restore(
     ] = None,
 ) -> None:
     """Restore a backup made by `emily memory backup`."""
+    from emily.memory import backup as backup_mod
+
     target = backup_mod.restore(_settings(ctx), path, into)
     console.print(f"restored into database {target}")
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(memory_app, name="memory")
-
-
-def _register_bench() -> None:
-    """``emily memory bench`` comes from the bench module when it is installed."""
-    try:
-        module = importlib.import_module("emily.memory.bench.cli")
-    except ModuleNotFoundError as exc:
-        if exc.name != "emily.memory.bench.cli":
-            raise
-        return
-    register_bench: Callable[[typer.Typer], None] = module.register_bench
-    register_bench(memory_app)
-
-
-_register_bench()
+memory_bench_cmds.add_to(app)

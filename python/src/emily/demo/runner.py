@@ -26,7 +26,8 @@ from emily.demo.corpus import build_corpus, read_jsonl, write_jsonl
 from emily.demo.day import DayEvent, day_events, demo_day, stimulus_payload
 from emily.demo.report import LoopRecord, SearchRow, write_report
 from emily.errors import EmilyError
-from emily.stack import Stack
+from emily.locator import is_external
+from emily.stack.manager import Stack
 from emily.stack.registry import SERVICES
 from emily.telemetry.logs import get_logger
 
@@ -75,22 +76,11 @@ def _progress(console: Console) -> Progress:
 
 
 # -- stack ---------------------------------------------------------------------------------------
-def _external(settings: Settings, name: str) -> bool:
-    """Services the settings point elsewhere need no local server."""
-    if name == "postgres":
-        return settings.database.dsn is not None
-    if name == "redis":
-        return settings.redis.url is not None
-    if name == "mlflow":
-        return settings.mlflow.tracking_uri is not None
-    return False
-
-
 def start_stack(settings: Settings, console: Console, problems: list[str]) -> Stack:
     """PostgreSQL must start; the other services may fail (noted in ``problems``)."""
     stack = Stack(settings)
     for name in SERVICES:
-        if _external(settings, name):
+        if is_external(settings, name):
             console.print(f"[dim]●[/] {name:<9} external (configured)")
             continue
         with console.status(f"starting {name} …"):
@@ -290,14 +280,15 @@ def summarise_day(records: Sequence[LoopRecord], console: Console) -> None:
 
 # -- tracing ---------------------------------------------------------------------------------------
 def _traces_link(settings: Settings) -> tuple[str | None, str | None]:
-    from emily.mlops.server import ensure_experiment, tracking_uri
+    from emily import locator
+    from emily.telemetry.mlflow_rest import ensure_experiment
 
     try:
-        uri = tracking_uri(settings)
-        experiment = ensure_experiment(uri, settings.telemetry.mlflow_experiment)
+        server = locator.mlflow(settings)
+        experiment = ensure_experiment(server, settings.telemetry.mlflow_experiment)
     except EmilyError:
         return None, None
-    return uri, f"{uri}/#/experiments/{experiment}/traces"
+    return server.uri, f"{server.uri}/#/experiments/{experiment}/traces"
 
 
 # -- the whole job ---------------------------------------------------------------------------------

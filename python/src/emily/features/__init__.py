@@ -1,1 +1,1 @@
-"""Feature store (Feast, Redis online store)."""
+"""Feature store on Feast: Redis online store, PostgreSQL offline store."""

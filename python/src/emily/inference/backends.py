@@ -3,29 +3,19 @@ circuit breaker."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import httpx2
 import openai
 
-from emily.config import Settings
+from emily import locator
 from emily.errors import StackNotRunningError
 from emily.inference.breaker import CircuitBreaker
 from emily.inference.errors import BackendUnavailable
 from emily.inference.settings import BackendSettings
-from emily.stack.state import StateDir
 
-LOCAL_SERVICE = "llm"
-
-
-def local_base_url(settings: Settings) -> str:
-    """The OpenAI base URL of the local stack's llama-server, from the stack's state file."""
-    record = StateDir(settings.state_dir).read().services.get(LOCAL_SERVICE)
-    if record is None or record.pid is None or not record.url:
-        raise StackNotRunningError(
-            f"no inference base_url configured and the local llm service under "
-            f"{settings.state_dir} is not up",
-            hint="run `emily up -s llm` (or `emily infer serve`) or set EMILY_INFERENCE__BACKENDS",
-        )
-    return record.url
+if TYPE_CHECKING:
+    from emily.config import Settings
 
 
 def server_root(base_url: str) -> str:
@@ -54,7 +44,7 @@ class Backend:
         if self.config.base_url is not None:
             return self.config.base_url
         try:
-            return local_base_url(self._settings)
+            return locator.llm_base_url(self._settings)
         except StackNotRunningError as exc:
             raise BackendUnavailable(exc.message, field=self.name, hint=exc.hint) from exc
 
@@ -62,7 +52,7 @@ class Backend:
         url = self.base_url()
         found = self._clients.get(url)
         if found is None:
-            key = self.config.api_key.get_secret_value() if self.config.api_key else "none"
+            key = self.api_key() or "none"
             found = openai.AsyncOpenAI(
                 base_url=url,
                 api_key=key,
@@ -74,9 +64,16 @@ class Backend:
         return found
 
     def _headers(self) -> dict[str, str]:
-        if self.config.api_key is None:
-            return {}
-        return {"Authorization": f"Bearer {self.config.api_key.get_secret_value()}"}
+        key = self.api_key()
+        return {} if key is None else {"Authorization": f"Bearer {key}"}
+
+    def api_key(self) -> str | None:
+        """The configured key; for the local stack's server, the key it was started with."""
+        if self.config.api_key is not None:
+            return self.config.api_key.get_secret_value()
+        if self.config.base_url is None:
+            return locator.llm_api_key(self._settings)
+        return None
 
     async def _get_ok(self, path: str) -> bool:
         url = server_root(self.base_url()) + path

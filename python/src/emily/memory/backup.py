@@ -16,7 +16,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from emily.config import Settings
 from emily.errors import EmilyError, StackError
-from emily.stack.endpoints import postgres_admin_dsn
+from emily.locator import postgres_admin_dsn
 from emily.stack.postgres import postgres_bin_dir
 from emily.telemetry.logs import get_logger
 

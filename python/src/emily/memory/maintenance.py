@@ -14,8 +14,8 @@ from pydantic import BaseModel
 
 from emily.config import Settings
 from emily.errors import ConfigError
+from emily.locator import postgres_admin_dsn
 from emily.memory.migrations import PARTITION_FUNCTION, TABLE, months_ahead
-from emily.stack.endpoints import postgres_admin_dsn
 from emily.telemetry.logs import get_logger
 
 log = get_logger("memory.maintenance")

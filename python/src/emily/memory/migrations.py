@@ -19,8 +19,8 @@ from psycopg import sql
 
 from emily.config import Settings
 from emily.errors import ConfigError
+from emily.locator import postgres_admin_dsn
 from emily.memory.errors import SchemaMismatchError
-from emily.stack.endpoints import postgres_admin_dsn
 from emily.telemetry.logs import get_logger
 
 log = get_logger("memory.migrations")
@@ -161,17 +161,13 @@ def _apply_role(settings: Settings, conn: psycopg.Connection[Any]) -> None:
     role = settings.database.app_role
     exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
     if settings.database.dsn is None:
-        # Local stack: we own the role; its password is the stack's generated secret.
-        from emily.stack.postgres import APP_PASSWORD_SECRET
-        from emily.stack.state import StateDir
+        # Local stack: we own the role; its password is the stack's generated secret, sent as
+        # a SCRAM verifier so no statement log or pg_stat_statements ever holds it in clear.
+        from emily.stack.postgres import APP_PASSWORD_SECRET, ensure_login_role
+        from emily.statefile import StateDir
 
         password = StateDir(settings.state_dir).secret(APP_PASSWORD_SECRET)
-        verb = sql.SQL("ALTER") if exists else sql.SQL("CREATE")
-        conn.execute(
-            sql.SQL(
-                "{verb} ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {pw}"
-            ).format(verb=verb, role=sql.Identifier(role), pw=sql.Literal(password))
-        )
+        ensure_login_role(conn, role, password)
     elif not exists:
         raise ConfigError(
             f"role {role} does not exist",

@@ -27,6 +27,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from emily.config import Settings
 from emily.errors import ConfigError, StackError
+from emily.locator import postgres_dsn
 from emily.memory import search_sql
 from emily.memory.errors import InvalidEpisodeError, MemoryStoreError
 from emily.memory.migrations import PARTITION_FUNCTION, TABLE, embedding_type, months_ahead
@@ -39,7 +40,6 @@ from emily.memory.models import (
     validate_batch,
     validate_vector,
 )
-from emily.stack.endpoints import postgres_dsn
 from emily.telemetry.logs import get_logger
 
 if TYPE_CHECKING:

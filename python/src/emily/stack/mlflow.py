@@ -1,5 +1,7 @@
 """An MLflow tracking server under the state directory: backend store in our PostgreSQL
-(database ``mlflow``), artifacts under ``<state_dir>/mlflow/artifacts``, listening on 127.0.0.1.
+(database ``mlflow``, owned by its own least-privilege role ``emily_mlflow``, never the
+superuser), artifacts under ``<state_dir>/mlflow/artifacts``, listening on 127.0.0.1, behind
+MLflow's basic-auth app (admin user and generated password; every client of ours sends them).
 
 It also ingests OpenTelemetry traces over OTLP/HTTP at ``/v1/traces`` (MLflow >= 3.6), which is
 where ``emily.telemetry.tracing`` exports. MLflow's background job runner is switched off
@@ -16,17 +18,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
-import psycopg
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
+import httpx2
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from emily.config import Settings
 from emily.errors import BinaryNotFoundError, StackError
-from emily.stack.endpoints import postgres_admin_dsn
-from emily.stack.process import choose_port, pid_alive, terminate, wait_until
-from emily.stack.service import ServiceStatus
-from emily.stack.state import ServiceRecord, StateDir
+from emily.locator import MLFLOW_ADMIN_PASSWORD_SECRET, MLFLOW_ADMIN_USER, postgres_admin_dsn
+from emily.stack.postgres import ensure_owned_database
+from emily.stack.process import choose_port, pid_alive, private_log, terminate, wait_until
+from emily.stack.service import LocalService
+from emily.statefile import ServiceRecord, write_private
+
+DB_PASSWORD_SECRET = "mlflow-db-password"  # noqa: S105 - a file name, not a password
 
 
 def mlflow_executable() -> Path:
@@ -56,23 +58,10 @@ def sqlalchemy_url(dsn: str, database: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def ensure_database(admin_dsn: str, database: str) -> None:
-    """Create MLflow's database once (CREATE DATABASE cannot run inside a transaction)."""
-    try:
-        with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=10) as conn:
-            exists = conn.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
-            ).fetchone()
-            if not exists:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-    except psycopg.Error as exc:
-        raise StackError(f"cannot create the MLflow database '{database}': {exc}") from exc
-
-
 def healthy(url: str, timeout_s: float = 2.0) -> bool:
     try:
-        response = httpx.get(f"{url}/health", timeout=timeout_s)
-    except httpx.HTTPError:
+        response = httpx2.get(f"{url}/health", timeout=timeout_s)
+    except httpx2.HTTPError:
         return False
     return response.status_code == 200
 
@@ -91,15 +80,16 @@ def terminate_group(pid: int, timeout_s: float = 20.0) -> None:
             os.killpg(pid, signal.SIGKILL)
 
 
-class LocalMlflow:
+class LocalMlflow(LocalService):
     name = "mlflow"
 
-    def __init__(self, settings: Settings, state: StateDir) -> None:
-        self.settings = settings
-        self.state = state
-        self.home = state.service_dir("mlflow")
-        self.artifacts = self.home / "artifacts"
-        self.logfile = self.home / "mlflow.log"
+    @property
+    def artifacts(self) -> Path:
+        return self.home / "artifacts"
+
+    @property
+    def logfile(self) -> Path:
+        return self.home / "mlflow.log"
 
     def _log_tail(self, lines: int = 20) -> str:
         try:
@@ -107,24 +97,72 @@ class LocalMlflow:
         except OSError:
             return ""
 
+    def answers(self, record: ServiceRecord) -> bool:
+        return record.url is not None and healthy(record.url)
+
+    def stop(self, record: ServiceRecord) -> None:
+        if record.pid is not None:
+            terminate_group(record.pid)
+
+    def _backend_uri(self) -> str:
+        """MLflow's own role on its own database (created here, password as a verifier)."""
+        settings = self.settings.mlflow
+        admin_dsn = postgres_admin_dsn(self.settings)
+        password = self.state.secret(DB_PASSWORD_SECRET)
+        ensure_owned_database(admin_dsn, settings.database, settings.db_role, password)
+        dsn = make_conninfo(admin_dsn, user=settings.db_role, password=password)
+        return sqlalchemy_url(dsn, settings.database)
+
+    def _auth_config(self) -> Path:
+        """MLflow's basic-auth configuration: users in a SQLite file beside the server, every
+        request authenticated, the admin password from the stack's secrets (0600 file)."""
+        path = self.home / "basic_auth.ini"
+        write_private(
+            path,
+            "\n".join(
+                [
+                    "[mlflow]",
+                    "default_permission = NO_PERMISSIONS",
+                    f"database_uri = sqlite:///{self.home / 'basic_auth.db'}",
+                    f"admin_username = {MLFLOW_ADMIN_USER}",
+                    "authorization_function = mlflow.server.auth:authenticate_request_basic_auth",
+                    "grant_default_workspace_access = false",
+                    # PBKDF2 per request is the cost of basic auth; cache successful checks.
+                    "auth_cache_ttl_seconds = 60",
+                    "",
+                ]
+            ),
+        )
+        return path
+
     def start(self, previous: ServiceRecord | None) -> ServiceRecord:
         executable = mlflow_executable()
+        previous = previous or self.recover()
+        settings = self.settings.mlflow
         if (
             previous is not None
             and previous.url
             and pid_alive(previous.pid)
             and healthy(previous.url)
         ):
-            return previous
-        settings = self.settings.mlflow
-        admin_dsn = postgres_admin_dsn(self.settings)
-        ensure_database(admin_dsn, settings.database)
-        port = choose_port(settings.port, previous.port if previous else None, "mlflow")
+            if settings.port and settings.port != previous.port:
+                self.warn(
+                    f"already running on port {previous.port}; the configured port "
+                    f"{settings.port} takes effect after `emily down -s mlflow && emily up -s "
+                    "mlflow`"
+                )
+            return self.remember(previous)
+        backend_uri = self._backend_uri()
+        port = choose_port(settings.port, previous.port if previous else None, "mlflow", self.warn)
         url = f"http://127.0.0.1:{port}"
-        self.artifacts.mkdir(parents=True, exist_ok=True)
+        self.artifacts.mkdir(parents=True, exist_ok=True, mode=0o700)
         env = dict(os.environ)
-        # The backend URI holds a password: pass it in the environment, not on the command line.
-        env["MLFLOW_BACKEND_STORE_URI"] = sqlalchemy_url(admin_dsn, settings.database)
+        # Secrets travel in the environment (readable only by this user), not on the command
+        # line, which `ps` shows to everyone.
+        env["MLFLOW_BACKEND_STORE_URI"] = backend_uri
+        env["MLFLOW_AUTH_CONFIG_PATH"] = str(self._auth_config())
+        env["MLFLOW_AUTH_ADMIN_PASSWORD"] = self.state.secret(MLFLOW_ADMIN_PASSWORD_SECRET)
+        env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = self.state.secret("mlflow-flask-secret")
         env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
         env.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
         env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -132,6 +170,8 @@ class LocalMlflow:
         args = [
             str(executable),
             "server",
+            "--app-name",
+            "basic-auth",
             "--host",
             "127.0.0.1",
             "--port",
@@ -141,7 +181,7 @@ class LocalMlflow:
             "--artifacts-destination",
             str(self.artifacts),
         ]
-        with self.logfile.open("ab") as log:
+        with private_log(self.logfile) as log:
             process = subprocess.Popen(
                 args,
                 cwd=self.home,
@@ -150,6 +190,7 @@ class LocalMlflow:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                umask=0o077,
             )
         ready = wait_until(
             lambda: process.poll() is not None or healthy(url), settings.start_timeout_s, 0.5
@@ -166,32 +207,20 @@ class LocalMlflow:
                 f"{settings.start_timeout_s:.0f} s",
                 hint=f"see {self.logfile}",
             )
-        return ServiceRecord(
-            name=self.name,
-            pid=process.pid,
-            port=port,
-            url=url,
-            details={
-                "tracking_uri": url,
-                "otlp_traces_url": f"{url}/v1/traces",
-                "database": settings.database,
-                "artifacts": str(self.artifacts),
-                "log": str(self.logfile),
-            },
-        )
-
-    def stop(self, record: ServiceRecord) -> None:
-        if record.pid is not None:
-            terminate_group(record.pid)
-
-    def probe(self, record: ServiceRecord) -> ServiceStatus:
-        running = pid_alive(record.pid)
-        is_healthy = running and record.url is not None and healthy(record.url)
-        return ServiceStatus(
-            name=self.name,
-            running=running,
-            healthy=is_healthy,
-            pid=record.pid if running else None,
-            url=record.url,
-            detail=str(self.home),
+        return self.remember(
+            ServiceRecord(
+                name=self.name,
+                pid=process.pid,
+                port=port,
+                url=url,
+                details={
+                    "tracking_uri": url,
+                    "otlp_traces_url": f"{url}/v1/traces",
+                    "database": settings.database,
+                    "db_role": settings.db_role,
+                    "admin_user": MLFLOW_ADMIN_USER,
+                    "artifacts": str(self.artifacts),
+                    "log": str(self.logfile),
+                },
+            )
         )

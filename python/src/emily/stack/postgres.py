@@ -13,27 +13,35 @@ Server settings that matter for vector search are applied here and rewritten at 
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import os
+import secrets
 import subprocess
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import psycopg
+from psycopg import sql
 
-from emily.config import Settings
 from emily.errors import BinaryNotFoundError, StackError
 from emily.stack.process import (
     choose_port,
     chown_tree,
-    make_traversable,
+    grant_traverse,
     pid_alive,
     running_as_root,
     service_user,
     wait_until,
 )
-from emily.stack.service import ServiceStatus
-from emily.stack.state import ServiceRecord, StateDir
+from emily.stack.service import LocalService
+from emily.statefile import PRIVATE_FILE, ServiceRecord
+
+if TYPE_CHECKING:
+    from emily.config import Settings
 
 DATABASE = "emily"
 SUPERUSER = "postgres"
@@ -70,13 +78,61 @@ def build_dsn(user: str, password: str, port: int, database: str = DATABASE) -> 
     return f"postgresql://{quote(user)}:{quote(password)}@127.0.0.1:{port}/{quote(database)}"
 
 
-class LocalPostgres:
+def scram_verifier(password: str, iterations: int = 4096) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL stores for ``password`` (RFC 5802/7677).
+
+    Roles get this instead of the clear text, so ``CREATE/ALTER ROLE ... PASSWORD`` never puts
+    a usable password into ``pg_stat_statements``, the server log or a backup."""
+    salt = secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, iterations)
+    client_key = hmac.digest(salted, b"Client Key", "sha256")
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.digest(salted, b"Server Key", "sha256")
+
+    def b64(raw: bytes) -> str:
+        return base64.b64encode(raw).decode("ascii")
+
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+def ensure_login_role(conn: psycopg.Connection[Any], role: str, password: str) -> None:
+    """Create or update a least-privilege login role whose password is ``password``."""
+    exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+    verb = sql.SQL("ALTER") if exists else sql.SQL("CREATE")
+    conn.execute(
+        sql.SQL(
+            "{verb} ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {pw}"
+        ).format(verb=verb, role=sql.Identifier(role), pw=sql.Literal(scram_verifier(password)))
+    )
+
+
+def ensure_owned_database(admin_dsn: str, database: str, owner: str, password: str) -> None:
+    """A database owned by its own login role (``CREATE DATABASE`` needs autocommit)."""
+    try:
+        with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=10) as conn:
+            ensure_login_role(conn, owner, password)
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
+            ).fetchone()
+            ident = sql.Identifier(database)
+            if not exists:
+                conn.execute(
+                    sql.SQL("CREATE DATABASE {} OWNER {}").format(ident, sql.Identifier(owner))
+                )
+            else:
+                conn.execute(
+                    sql.SQL("ALTER DATABASE {} OWNER TO {}").format(ident, sql.Identifier(owner))
+                )
+            conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(ident))
+    except psycopg.Error as exc:
+        raise StackError(f"cannot create database '{database}' for '{owner}': {exc}") from exc
+
+
+class LocalPostgres(LocalService):
     name = "postgres"
 
-    def __init__(self, settings: Settings, state: StateDir) -> None:
-        self.settings = settings
-        self.state = state
-        self.home = state.service_dir("postgres")
+    def __init__(self, settings: Settings, state: Any) -> None:
+        super().__init__(settings, state)
         self.pgdata = self.home / "data"
         self.logfile = self.home / "postgres.log"
 
@@ -85,10 +141,10 @@ class LocalPostgres:
         self, args: list[str], timeout: float | None = None
     ) -> subprocess.CompletedProcess[str]:
         """Run a PostgreSQL tool, as the service user when we are root."""
-        kwargs: dict[str, object] = {}
+        kwargs: dict[str, object] = {"umask": 0o077}
         if running_as_root():
             user = service_user()
-            kwargs = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+            kwargs.update(user=user.pw_uid, group=user.pw_gid, extra_groups=[])
         try:
             return subprocess.run(  # type: ignore[call-overload, no-any-return]
                 args, check=True, capture_output=True, text=True, timeout=timeout, **kwargs
@@ -106,8 +162,8 @@ class LocalPostgres:
         if not running_as_root():
             return
         user = service_user()
-        make_traversable(self.home)
-        make_traversable(postgres_bin_dir(self.settings))
+        grant_traverse(self.home, user)
+        grant_traverse(postgres_bin_dir(self.settings), user)
         chown_tree(self.home, user)
 
     def _initdb(self) -> None:
@@ -117,8 +173,9 @@ class LocalPostgres:
         self._prepare_ownership()
         password = self.state.secret(SUPERUSER_PASSWORD_SECRET)
         pwfile = self.home / ".pwfile"
-        pwfile.write_text(password, encoding="utf-8")
-        pwfile.chmod(0o600)
+        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(password)
         if running_as_root():
             user = service_user()
             os.chown(pwfile, user.pw_uid, user.pw_gid)
@@ -162,6 +219,8 @@ class LocalPostgres:
             "jit": "off",
             "max_connections": "100",
             "logging_collector": "off",
+            "log_statement": "none",
+            "log_file_mode": "0600",
             "log_min_duration_statement": str(int(self.settings.database.slow_query_ms)),
         }
         text = "# Written by `emily up` at every start; edit settings, not this file.\n"
@@ -216,24 +275,35 @@ class LocalPostgres:
             return False
 
     # -- LocalService ----------------------------------------------------------------------
+    def _running_port(self) -> int | None:
+        """The port of the server running on our data directory (postmaster.pid, line 4)."""
+        try:
+            lines = (self.pgdata / "postmaster.pid").read_text(encoding="utf-8").splitlines()
+            return int(lines[3]) if pid_alive(int(lines[0])) else None
+        except (OSError, ValueError, IndexError):
+            return None
+
     def start(self, previous: ServiceRecord | None) -> ServiceRecord:
         postgres_bin_dir(self.settings)  # fail early and clearly when binaries are missing
         self._initdb()
-        pid = self._postmaster_pid()
-        if (
-            previous is not None
-            and previous.port
-            and pid_alive(pid)
-            and self._accepts_connections(previous.port)
-        ):
-            return self._record(previous.port)
+        running = self._running_port()
+        configured = self.settings.stack.postgres_port
+        if running is not None and self._accepts_connections(running):
+            # Adopt the running server (its port is in its own pid file, so this works even
+            # when stack.json was lost).
+            if configured and configured != running:
+                self.warn(
+                    f"already running on port {running}; the configured port {configured} "
+                    "takes effect after `emily down -s postgres && emily up -s postgres`"
+                )
+            return self.remember(self._record(running))
         port = choose_port(
-            self.settings.stack.postgres_port, previous.port if previous else None, "postgres"
+            configured, previous.port if previous else None, "postgres", warn=self.warn
         )
         self._write_conf(port)
         if running_as_root():
             # pg_ctl opens the log file as the service user.
-            self.logfile.touch(exist_ok=True)
+            self.logfile.touch(mode=PRIVATE_FILE, exist_ok=True)
             user = service_user()
             os.chown(self.logfile, user.pw_uid, user.pw_gid)
         timeout = self.settings.stack.start_timeout_s
@@ -262,7 +332,7 @@ class LocalPostgres:
             raise StackError(f"PostgreSQL started but does not accept connections on port {port}")
         password = self.state.secret(SUPERUSER_PASSWORD_SECRET)
         self._ensure_database(build_dsn(SUPERUSER, password, port, "postgres"))
-        return self._record(port)
+        return self.remember(self._record(port))
 
     def _log_tail(self, lines: int = 15) -> str:
         try:
@@ -270,22 +340,14 @@ class LocalPostgres:
         except OSError:
             return ""
 
+    def pid_of(self, record: ServiceRecord) -> int | None:
+        pid = self._postmaster_pid()
+        return pid if pid_alive(pid) else None
+
+    def answers(self, record: ServiceRecord) -> bool:
+        return record.port is not None and self._accepts_connections(record.port)
+
     def stop(self, record: ServiceRecord) -> None:
-        if not (self.pgdata / "postmaster.pid").exists():
-            return
-        if not pid_alive(self._postmaster_pid()):
+        if self.pid_of(record) is None:
             return
         self._run([self._bin("pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "stop"], 120)
-
-    def probe(self, record: ServiceRecord) -> ServiceStatus:
-        pid = self._postmaster_pid()
-        running = pid_alive(pid)
-        healthy = running and record.port is not None and self._accepts_connections(record.port)
-        return ServiceStatus(
-            name=self.name,
-            running=running,
-            healthy=healthy,
-            pid=pid if running else None,
-            url=record.url,
-            detail=str(self.pgdata),
-        )

@@ -13,6 +13,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from emily.errors import BinaryNotFoundError, PortInUseError, StackError
 
@@ -33,8 +34,15 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def choose_port(configured: int, remembered: int | None, service: str) -> int:
-    """The configured port (must be free), else the port used last time if still free, else any."""
+def choose_port(
+    configured: int,
+    remembered: int | None,
+    service: str,
+    warn: Callable[[str], None] | None = None,
+) -> int:
+    """The configured port (must be free), else the port used last time if still free, else
+    any free one. Moving away from the remembered port is reported through ``warn``: every
+    consumer finds the new port through the state file, but a human may have noted the old."""
     if configured:
         if port_in_use(configured):
             raise PortInUseError(
@@ -44,7 +52,10 @@ def choose_port(configured: int, remembered: int | None, service: str) -> int:
         return configured
     if remembered and not port_in_use(remembered):
         return remembered
-    return free_port()
+    port = free_port()
+    if remembered and warn is not None:
+        warn(f"port {remembered} (used last time) is taken by another process; now on {port}")
+    return port
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -130,15 +141,42 @@ def service_user() -> pwd.struct_passwd:
     return pwd.getpwnam(SERVICE_USER)
 
 
-def make_traversable(path: Path) -> None:
-    """Let the service user reach ``path``: add o+x (search, not read) on each parent directory."""
+def grant_traverse(path: Path, user: pwd.struct_passwd) -> None:
+    """Let ``user`` (only it) reach ``path``: a POSIX ACL entry ``u:<user>:x`` on each parent
+    directory it cannot search yet. Unlike ``o+x`` this opens nothing to other local users."""
+    setfacl = require_binary("setfacl", package_hint="apt-get install acl")
     for parent in [path, *path.parents]:
         if parent == Path("/"):
             break
-        with contextlib.suppress(FileNotFoundError):
-            mode = parent.stat().st_mode
-            if not mode & stat.S_IXOTH:
-                parent.chmod(mode | stat.S_IXOTH)
+        try:
+            info = parent.stat()
+        except FileNotFoundError:
+            continue
+        if _can_search(info, user):
+            continue
+        try:
+            subprocess.run(
+                [str(setfacl), "-m", f"u:{user.pw_name}:x", str(parent)],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+        except subprocess.CalledProcessError as exc:
+            raise StackError(
+                f"cannot let the service user '{user.pw_name}' reach {parent}: "
+                f"{exc.stderr.strip()}",
+                hint="the state directory's file system needs POSIX ACLs",
+            ) from exc
+
+
+def _can_search(info: os.stat_result, user: pwd.struct_passwd) -> bool:
+    mode = info.st_mode
+    if info.st_uid == user.pw_uid:
+        return bool(mode & stat.S_IXUSR)
+    if mode & stat.S_IXOTH:
+        return True
+    # Group bits are also the ACL mask: with ACL entries present they cap them.
+    return bool(info.st_gid == user.pw_gid and mode & stat.S_IXGRP)
 
 
 def chown_tree(path: Path, user: pwd.struct_passwd) -> None:
@@ -147,3 +185,9 @@ def chown_tree(path: Path, user: pwd.struct_passwd) -> None:
             with contextlib.suppress(FileNotFoundError):
                 os.lchown(Path(root) / name, user.pw_uid, user.pw_gid)
     os.chown(path, user.pw_uid, user.pw_gid)
+
+
+def private_log(path: Path) -> BinaryIO:
+    """Open a server's log for appending, created 0600 (logs may quote what users sent)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    return os.fdopen(fd, "ab")

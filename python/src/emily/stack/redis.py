@@ -1,5 +1,6 @@
 """A Redis server (Debian's ``redis-server``) under the state directory, AOF-persistent and
-password-protected, listening on 127.0.0.1 only."""
+password-protected, listening on 127.0.0.1 only. Its files (AOF with stimulus texts, config
+with the password, log) are created under umask 077 in a 0700 directory."""
 
 from __future__ import annotations
 
@@ -8,22 +9,16 @@ from urllib.parse import quote
 
 import redis as redis_lib
 
-from emily.config import Settings
 from emily.errors import StackError
 from emily.stack.process import choose_port, pid_alive, require_binary, terminate, wait_until
-from emily.stack.service import ServiceStatus
-from emily.stack.state import ServiceRecord, StateDir
+from emily.stack.service import LocalService
+from emily.statefile import ServiceRecord, write_private
 
 PASSWORD_SECRET = "redis-password"  # noqa: S105 - a file name, not a password
 
 
-class LocalRedis:
+class LocalRedis(LocalService):
     name = "redis"
-
-    def __init__(self, settings: Settings, state: StateDir) -> None:
-        self.settings = settings
-        self.state = state
-        self.home = state.service_dir("redis")
 
     def _url(self, port: int) -> str:
         return f"redis://:{quote(self.state.secret(PASSWORD_SECRET))}@127.0.0.1:{port}/0"
@@ -31,29 +26,51 @@ class LocalRedis:
     def _ping(self, port: int) -> bool:
         try:
             client = redis_lib.Redis.from_url(self._url(port), socket_timeout=1)
-            return bool(client.ping())
+            try:
+                return bool(client.ping())
+            finally:
+                client.close()
         except redis_lib.RedisError:
             return False
+
+    def answers(self, record: ServiceRecord) -> bool:
+        return record.port is not None and self._ping(record.port)
+
+    def _record(self, pid: int, port: int) -> ServiceRecord:
+        return ServiceRecord(
+            name=self.name,
+            pid=pid,
+            port=port,
+            url=f"redis://127.0.0.1:{port}/0",
+            details={"url": self._url(port), "dir": str(self.home)},
+        )
 
     def start(self, previous: ServiceRecord | None) -> ServiceRecord:
         binary = require_binary(
             "redis-server", self.settings.stack.redis_bin, "apt-get install redis-server"
         )
+        previous = previous or self.recover()
+        configured = self.settings.stack.redis_port
         if (
             previous is not None
             and previous.port
             and pid_alive(previous.pid)
             and self._ping(previous.port)
         ):
-            return previous
-        port = choose_port(
-            self.settings.stack.redis_port, previous.port if previous else None, "redis"
-        )
+            if configured and configured != previous.port:
+                self.warn(
+                    f"already running on port {previous.port}; the configured port "
+                    f"{configured} takes effect after `emily down -s redis && emily up -s redis`"
+                )
+            return self.remember(previous)
+        port = choose_port(configured, previous.port if previous else None, "redis", self.warn)
         conf = self.home / "redis.conf"
-        conf.write_text(
+        write_private(
+            conf,
             "\n".join(
                 [
                     "bind 127.0.0.1",
+                    "protected-mode yes",
                     f"port {port}",
                     f"dir {self.home}",
                     "daemonize no",
@@ -65,15 +82,14 @@ class LocalRedis:
                     "",
                 ]
             ),
-            encoding="utf-8",
         )
-        conf.chmod(0o600)
         process = subprocess.Popen(
             [str(binary), str(conf)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            umask=0o077,
         )
         if not wait_until(lambda: self._ping(port) or process.poll() is not None, 20):
             terminate(process.pid)
@@ -83,26 +99,4 @@ class LocalRedis:
                 f"redis-server exited with code {process.returncode}",
                 hint=f"see {self.home / 'redis.log'}",
             )
-        return ServiceRecord(
-            name=self.name,
-            pid=process.pid,
-            port=port,
-            url=f"redis://127.0.0.1:{port}/0",
-            details={"url": self._url(port), "dir": str(self.home)},
-        )
-
-    def stop(self, record: ServiceRecord) -> None:
-        if record.pid is not None:
-            terminate(record.pid)
-
-    def probe(self, record: ServiceRecord) -> ServiceStatus:
-        running = pid_alive(record.pid)
-        healthy = running and record.port is not None and self._ping(record.port)
-        return ServiceStatus(
-            name=self.name,
-            running=running,
-            healthy=healthy,
-            pid=record.pid if running else None,
-            url=record.url,
-            detail=str(self.home),
-        )
+        return self.remember(self._record(process.pid, port))

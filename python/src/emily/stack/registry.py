@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from emily.config import Settings
 from emily.stack.llm import LocalLlamaServer
 from emily.stack.mlflow import LocalMlflow
 from emily.stack.postgres import LocalPostgres
 from emily.stack.redis import LocalRedis
 from emily.stack.service import LocalService
-from emily.stack.state import StateDir
-
-ServiceFactory = Callable[[Settings, StateDir], LocalService]
 
 # Order matters: later services may depend on earlier ones (MLflow stores runs in PostgreSQL).
-SERVICES: dict[str, ServiceFactory] = {
+SERVICES: dict[str, type[LocalService]] = {
     "postgres": LocalPostgres,
     "redis": LocalRedis,
     "llm": LocalLlamaServer,

@@ -1,12 +1,25 @@
-"""The contract every local service implements, so ``Stack`` can start, stop and probe it."""
+"""The contract every local service implements, so ``Stack`` can start, stop and probe it.
+
+A base class rather than a ``Protocol``: stopping, probing and remembering a service are the
+same for every server we run, so they are written once here; each service only says how to
+start and how to tell that it answers.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+import json
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from emily.stack.state import ServiceRecord
+from emily.stack.process import pid_alive, terminate
+from emily.statefile import ServiceRecord, StateDir, write_private
+
+if TYPE_CHECKING:
+    from emily.config import Settings
+
+RUNTIME_FILE = "service.json"
 
 
 class ServiceStatus(BaseModel):
@@ -19,19 +32,61 @@ class ServiceStatus(BaseModel):
     detail: str = ""
 
 
-class LocalService(Protocol):
-    """A real server process owned by the local stack."""
+class LocalService(ABC):
+    """A real server process owned by the local stack, living in ``<state_dir>/<name>/``."""
 
-    name: str
+    name: ClassVar[str]
 
+    def __init__(self, settings: Settings, state: StateDir) -> None:
+        self.settings = settings
+        self.state = state
+        self.home = state.root / self.name  # created by ``Stack.up``, not by a probe
+        self.warnings: list[str] = []
+
+    @abstractmethod
     def start(self, previous: ServiceRecord | None) -> ServiceRecord:
         """Start (or adopt an already running instance) and wait until it is ready."""
-        ...
+
+    @abstractmethod
+    def answers(self, record: ServiceRecord) -> bool:
+        """Does the server behind ``record`` answer its health check now?"""
+
+    def pid_of(self, record: ServiceRecord) -> int | None:
+        """The live process of ``record`` (services with their own pid files override)."""
+        return record.pid if pid_alive(record.pid) else None
 
     def stop(self, record: ServiceRecord) -> None:
-        """Stop gracefully; must not fail if it is already stopped."""
-        ...
+        """Stop gracefully; never fails when it is already stopped."""
+        pid = self.pid_of(record)
+        if pid is not None:
+            terminate(pid)
 
     def probe(self, record: ServiceRecord) -> ServiceStatus:
-        """Is it running, and does it answer?"""
-        ...
+        pid = self.pid_of(record)
+        return ServiceStatus(
+            name=self.name,
+            running=pid is not None,
+            healthy=pid is not None and self.answers(record),
+            pid=pid,
+            url=record.url,
+            detail=str(self.home),
+        )
+
+    # -- remembering, so a lost stack.json can be rebuilt from what runs ------------------
+    def remember(self, record: ServiceRecord) -> ServiceRecord:
+        """Keep a copy of the record beside the service's data (mode 0600)."""
+        write_private(self.home / RUNTIME_FILE, record.model_dump_json(indent=2))
+        return record
+
+    def recover(self) -> ServiceRecord | None:
+        """The record this service left when it last started, if it still runs."""
+        try:
+            record = ServiceRecord.model_validate_json(
+                (self.home / RUNTIME_FILE).read_text(encoding="utf-8")
+            )
+        except (OSError, ValidationError, json.JSONDecodeError):
+            return None
+        return record if self.pid_of(record) is not None else None
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(f"{self.name}: {message}")

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
+from opentelemetry import trace
 
-from emily.config import Settings
+if TYPE_CHECKING:
+    from emily.config import Settings
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -21,10 +23,6 @@ _LEVELS = {
 
 
 def _add_trace_ids(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    try:
-        from opentelemetry import trace
-    except ImportError:  # pragma: no cover - dependency is declared
-        return event_dict
     context = trace.get_current_span().get_span_context()
     if context.is_valid:
         event_dict.setdefault("trace_id", format(context.trace_id, "032x"))

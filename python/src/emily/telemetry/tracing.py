@@ -18,7 +18,7 @@ import base64
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -31,11 +31,14 @@ from opentelemetry.trace import Link, Span, SpanKind
 from opentelemetry.util import types
 from opentelemetry.util._decorator import _agnosticcontextmanager
 
-from emily.config import Settings
+from emily import locator
 from emily.errors import EmilyError, StackError
-from emily.mlops.server import ensure_experiment, tracking_uri
-from emily.stack.mlflow import healthy
 from emily.telemetry.logs import get_logger
+from emily.telemetry.mlflow_rest import auth_headers, ensure_experiment, healthy
+from emily.telemetry.redaction import RedactingExporter
+
+if TYPE_CHECKING:
+    from emily.config import Settings
 
 log = get_logger("tracing")
 
@@ -154,13 +157,14 @@ def _install_switch() -> bool:
 
 def mlflow_target(settings: Settings) -> ExportTarget:
     """The MLflow OTLP endpoint and the experiment header; raises when MLflow is unreachable."""
-    uri = tracking_uri(settings)
-    if not healthy(uri):
-        # MlflowClient retries a dead server for minutes; a quick probe fails fast instead.
-        raise StackError(f"MLflow at {uri} does not answer /health")
-    experiment_id = ensure_experiment(uri, settings.telemetry.mlflow_experiment)
-    endpoint = settings.telemetry.otlp_endpoint or f"{uri}{OTLP_TRACES_PATH}"
-    return ExportTarget("mlflow", endpoint, {MLFLOW_EXPERIMENT_HEADER: experiment_id})
+    server = locator.mlflow(settings)
+    if not healthy(server.uri):
+        # A dead server would make every export retry; a quick probe fails fast instead.
+        raise StackError(f"MLflow at {server.uri} does not answer /health")
+    experiment_id = ensure_experiment(server, settings.telemetry.mlflow_experiment)
+    endpoint = settings.telemetry.otlp_endpoint or f"{server.uri}{OTLP_TRACES_PATH}"
+    headers = {MLFLOW_EXPERIMENT_HEADER: experiment_id, **auth_headers(server)}
+    return ExportTarget("mlflow", endpoint, headers)
 
 
 def langfuse_target(settings: Settings) -> ExportTarget | None:
@@ -202,7 +206,8 @@ def export_targets(settings: Settings) -> list[ExportTarget]:
 
 
 def _exporter(target: ExportTarget, timeout_s: float) -> SpanExporter:
-    return OTLPSpanExporter(endpoint=target.endpoint, headers=target.headers, timeout=timeout_s)
+    exporter = OTLPSpanExporter(endpoint=target.endpoint, headers=target.headers, timeout=timeout_s)
+    return RedactingExporter(exporter)
 
 
 def setup_tracing(settings: Settings, *, service_name: str = "emily") -> TracerProvider | None:

@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, Field
 
-Engine = Literal["pgvector-hnsw", "pgvector-default", "pgvector-exact", "faiss"]
-Metric = Literal["cosine", "l2"]
-Quantization = Literal["halfvec", "vector", "binary"]
-ENGINES: tuple[Engine, ...] = ("pgvector-hnsw", "pgvector-default", "pgvector-exact", "faiss")
+from emily.memory.bench.defaults import (
+    DEFAULT_EF_CONSTRUCTION as DEFAULT_EF_CONSTRUCTION,
+)
+from emily.memory.bench.defaults import (
+    DEFAULT_EFS as DEFAULT_EFS,
+)
+from emily.memory.bench.defaults import (
+    DEFAULT_EXACT_QUERIES as DEFAULT_EXACT_QUERIES,
+)
+from emily.memory.bench.defaults import (
+    DEFAULT_M as DEFAULT_M,
+)
+from emily.memory.bench.defaults import (
+    ENGINES as ENGINES,
+)
+from emily.memory.bench.defaults import (
+    STOCK_EF_CONSTRUCTION as STOCK_EF_CONSTRUCTION,
+)
+from emily.memory.bench.defaults import (
+    STOCK_M as STOCK_M,
+)
+from emily.memory.bench.defaults import (
+    Engine as Engine,
+)
+from emily.memory.bench.defaults import (
+    Metric as Metric,
+)
+from emily.memory.bench.defaults import (
+    Quantization as Quantization,
+)
 
 
 class BenchResult(BaseModel):

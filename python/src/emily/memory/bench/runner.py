@@ -14,11 +14,18 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from emily.config import Settings
+from emily.locator import postgres_admin_dsn
 from emily.memory.bench import data, faiss_engine, pg
 from emily.memory.bench.errors import BenchConfigError
 from emily.memory.bench.harness import Client, measure
 from emily.memory.bench.models import (
+    DEFAULT_EF_CONSTRUCTION,
+    DEFAULT_EFS,
+    DEFAULT_EXACT_QUERIES,
+    DEFAULT_M,
     ENGINES,
+    STOCK_EF_CONSTRUCTION,
+    STOCK_M,
     BenchReport,
     BenchResult,
     Engine,
@@ -27,18 +34,7 @@ from emily.memory.bench.models import (
     Quantization,
 )
 from emily.memory.bench.stock import stock_postgres
-from emily.stack.endpoints import postgres_admin_dsn
 
-DEFAULT_EFS = (10, 20, 40, 80, 160, 320)
-# Tuned on GloVe-400k (hardest of our datasets): m=24 reaches recall 0.99 at about half the
-# ef_search m=16 needs, i.e. ~40% fewer distance computations per query, and builds within
-# the 5-minute budget on 2 cores with ef_construction=100. See docs/benchmarks.md.
-DEFAULT_M = 24
-DEFAULT_EF_CONSTRUCTION = 100
-# pgvector-default is the design's starting point: pgvector's documented defaults.
-STOCK_M = 16
-STOCK_EF_CONSTRUCTION = 64
-DEFAULT_EXACT_QUERIES = 100
 WARMUP_QUERIES = 200
 
 

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from emily.config import Settings
 from emily.stack.postgres import LocalPostgres
 from emily.stack.process import running_as_root, service_user
-from emily.stack.state import ServiceRecord, StateDir
+from emily.statefile import ServiceRecord, StateDir
 
 
 class StockPostgres(LocalPostgres):

@@ -1,4 +1,4 @@
-"""Where the local llama-server binary and the shipped GGUF model are."""
+"""Where the local llama-server binary and the shipped GGUF model are (the stack runs them)."""
 
 from __future__ import annotations
 
