@@ -52,6 +52,22 @@ class DatabaseSettings(BaseModel):
     max_content_chars: int = Field(
         default=16_384, ge=1, description="Longest episode text accepted."
     )
+    max_context_bytes: int = Field(
+        default=65_536, ge=2, description="Largest episode context accepted (JSON bytes)."
+    )
+    max_context_depth: int = Field(
+        default=16, ge=1, le=64, description="Deepest nesting of an episode context accepted."
+    )
+    occurred_at_past_days: int = Field(
+        default=3_660,
+        ge=1,
+        description="Oldest accepted occurred_at, in days before now (partitions only inside).",
+    )
+    occurred_at_future_days: int = Field(
+        default=31,
+        ge=0,
+        description="Latest accepted occurred_at, in days after now (partitions only inside).",
+    )
 
 
 class EmbedderSettings(BaseModel):
