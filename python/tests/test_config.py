@@ -64,3 +64,28 @@ def test_invalid_value_names_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings()
     assert info.value.field == "EMILY_DATABASE__EMBEDDING_STORAGE"
+
+
+def test_config_error_never_prints_secret_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "EMILY_INFERENCE__BACKENDS",
+        '[{"name":"a","api_key":"S3CRET-KEY"},{"name":"a","api_key":"S3CRET-KEY"}]',
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "EMILY_INFERENCE__BACKENDS" in str(caught.value)
+    assert "unique" in str(caught.value)
+    assert "S3CRET" not in str(caught.value)
+    assert caught.value.__cause__ is None  # the pydantic error (which quotes input) is dropped
+
+
+def test_config_error_quotes_short_plain_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EMILY_DATABASE__HNSW_M", "many")
+    with pytest.raises(ConfigError, match="got 'many'"):
+        load_settings()
+    monkeypatch.delenv("EMILY_DATABASE__HNSW_M")
+    monkeypatch.setenv("EMILY_AGENTS__API_TOKEN", "x" * 5)
+    monkeypatch.setenv("EMILY_DATABASE__POOL_MAX_SIZE", "0")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "POOL_MAX_SIZE" in str(caught.value)

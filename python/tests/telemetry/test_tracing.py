@@ -7,13 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from emily.mlops.server import ensure_experiment, tracking_uri
 from mlflow import MlflowClient
 from opentelemetry import trace
 
+from emily import locator
 from emily.config import Settings, load_settings
 from emily.errors import StackNotRunningError
 from emily.telemetry.logs import configure_logging, get_logger
+from emily.telemetry.mlflow_rest import ensure_experiment
 from emily.telemetry.tracing import (
     LANGFUSE_OTLP_PATH,
     MLFLOW_EXPERIMENT_HEADER,
@@ -50,9 +51,9 @@ def _trace_id(span: trace.Span) -> str:
 
 
 def _spans_in_mlflow(settings: Settings, trace_id: str) -> dict[str, str]:
-    uri = tracking_uri(settings)
-    experiment = ensure_experiment(uri, settings.telemetry.mlflow_experiment)
-    client = MlflowClient(tracking_uri=uri)
+    server = locator.mlflow(settings)
+    experiment = ensure_experiment(server, settings.telemetry.mlflow_experiment)
+    client = MlflowClient(tracking_uri=server.uri)
     found = client.search_traces(locations=[experiment], max_results=100)
     wanted = [t for t in found if t.info.trace_id == f"tr-{trace_id}"]
     assert wanted, f"trace {trace_id} not in MLflow experiment {experiment}"
@@ -112,8 +113,8 @@ def test_disabled_tracing_returns_none(settings: Settings) -> None:
 
 def test_no_backend_means_no_tracing(tmp_path: Path) -> None:
     lonely = load_settings(state_dir=tmp_path)
-    with pytest.raises(StackNotRunningError, match="no MLflow server"):
-        tracking_uri(lonely)
+    with pytest.raises(StackNotRunningError, match="no mlflow configured"):
+        locator.mlflow_uri(lonely)
     assert export_targets(lonely) == []
     assert setup_tracing(lonely) is None
 
@@ -121,7 +122,7 @@ def test_no_backend_means_no_tracing(tmp_path: Path) -> None:
 def test_dead_mlflow_url_fails_fast(tmp_path: Path) -> None:
     # A port nothing listens on: the health probe fails at once instead of MLflow's retries.
     dead = load_settings(state_dir=tmp_path, mlflow={"tracking_uri": "http://127.0.0.1:9/"})
-    assert tracking_uri(dead) == "http://127.0.0.1:9"
+    assert locator.mlflow_uri(dead) == "http://127.0.0.1:9"
     assert export_targets(dead) == []
 
 
@@ -137,10 +138,13 @@ def test_plain_otlp_endpoint_without_mlflow(tmp_path: Path) -> None:
 
 def test_mlflow_target_carries_experiment_header(tracing: Settings) -> None:
     targets = {t.name: t for t in export_targets(tracing)}
-    uri = tracking_uri(tracing)
-    assert targets["mlflow"].endpoint == f"{uri}/v1/traces"
-    experiment = ensure_experiment(uri, tracing.telemetry.mlflow_experiment)
-    assert targets["mlflow"].headers == {MLFLOW_EXPERIMENT_HEADER: experiment}
+    server = locator.mlflow(tracing)
+    assert targets["mlflow"].endpoint == f"{server.uri}/v1/traces"
+    experiment = ensure_experiment(server, tracing.telemetry.mlflow_experiment)
+    headers = targets["mlflow"].headers
+    assert headers[MLFLOW_EXPERIMENT_HEADER] == experiment
+    scheme, token = headers["Authorization"].split()
+    assert scheme == "Basic" and base64.b64decode(token).decode() == ":".join(server.auth or ())
 
 
 def test_langfuse_target_uses_basic_auth(tmp_path: Path) -> None:
@@ -171,7 +175,33 @@ def test_langfuse_target_uses_basic_auth(tmp_path: Path) -> None:
 def test_experiment_errors_are_typed(mlflow_server: MlflowServer) -> None:
     from emily.errors import StackError
 
+    server = locator.mlflow(mlflow_server.settings)
     with pytest.raises(StackError, match="refused experiment"):
-        ensure_experiment(mlflow_server.tracking_uri, "")
-    fresh = ensure_experiment(mlflow_server.tracking_uri, "emily-tests-fresh")
-    assert ensure_experiment(mlflow_server.tracking_uri, "emily-tests-fresh") == fresh
+        ensure_experiment(server, "")
+    fresh = ensure_experiment(server, "emily-tests-fresh")
+    assert ensure_experiment(server, "emily-tests-fresh") == fresh
+    anonymous = locator.MlflowEndpoint(server.uri)
+    with pytest.raises(StackError, match="refused our credentials"):
+        ensure_experiment(anonymous, "emily-tests-fresh")
+
+
+def test_query_strings_never_reach_the_trace_store(tracing: Settings) -> None:
+    tracer = trace.get_tracer("tests.redaction")
+    attributes = {
+        "url.full": "http://127.0.0.1:8765/v1/episodes?token=S3CRET",
+        "url.query": "token=S3CRET",
+        "http.target": "/v1/episodes?token=S3CRET",
+    }
+    with tracer.start_as_current_span("request", attributes=attributes) as span:
+        trace_id = _trace_id(span)
+    assert force_flush()
+    server = locator.mlflow(tracing)
+    experiment = ensure_experiment(server, tracing.telemetry.mlflow_experiment)
+    found = MlflowClient(tracking_uri=server.uri).search_traces(
+        locations=[experiment], max_results=100
+    )
+    stored = next(t for t in found if t.info.trace_id == f"tr-{trace_id}")
+    attrs = stored.data.spans[0].attributes
+    assert "S3CRET" not in json.dumps(attrs)
+    assert attrs["url.full"] == "http://127.0.0.1:8765/v1/episodes"
+    assert "url.query" not in attrs

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx2
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -42,20 +43,17 @@ def mlflow_executable() -> Path:
 
 
 def sqlalchemy_url(dsn: str, database: str) -> str:
-    """The SQLAlchemy URL (psycopg 3 driver) of ``database`` on the server ``dsn`` points at."""
-    from sqlalchemy.engine import URL
+    """The SQLAlchemy URL (psycopg 3 driver) of ``database`` on the server ``dsn`` points at.
 
+    Written out rather than built with SQLAlchemy's ``URL``: the credentials only need
+    percent-encoding, and the stack should not import MLflow's ORM to start MLflow."""
     params = conninfo_to_dict(dsn)
-    port = params.get("port")
-    url = URL.create(
-        "postgresql+psycopg",
-        username=str(params["user"]) if params.get("user") else None,
-        password=str(params["password"]) if params.get("password") else None,
-        host=str(params.get("host") or "127.0.0.1"),
-        port=int(str(port)) if port else None,
-        database=database,
-    )
-    return url.render_as_string(hide_password=False)
+    user = quote(str(params.get("user") or ""), safe="")
+    password = params.get("password")
+    auth = f"{user}:{quote(str(password), safe='')}@" if password else (f"{user}@" if user else "")
+    host = str(params.get("host") or "127.0.0.1")
+    port = f":{params['port']}" if params.get("port") else ""
+    return f"postgresql+psycopg://{auth}{host}{port}/{quote(database, safe='')}"
 
 
 def healthy(url: str, timeout_s: float = 2.0) -> bool:
