@@ -22,8 +22,13 @@ in
 
   boot.loader.systemd-boot.enable = lib.mkDefault true;
   boot.loader.efi.canTouchEfiVariables = lib.mkDefault true;
-  # 6.12 LTS: >= 5.15 for Cilium, and supported by both ZFS and the 580 driver.
-  boot.kernelPackages = pkgs.linuxPackages_6_12;
+  # The release's default LTS kernel, not a versioned set: nixpkgs keeps `linuxPackages` for the
+  # whole release (moving it along the LTS line), while `linuxPackages_6_12` & co. become `throw`
+  # aliases once their branch reaches end of life (6.12: December 2026, inside 26.05's life). It
+  # is also the kernel nixpkgs builds and tests ZFS and the nvidia legacy_580 driver against;
+  # linuxPackages_latest would often run ahead of ZFS's supported range. Any LTS since 5.15
+  # satisfies Cilium (the observability module asserts it).
+  boot.kernelPackages = pkgs.linuxPackages;
   boot.supportedFilesystems = [ "zfs" ];
   boot.zfs.extraPools = [ pool ];
   # PostgreSQL gets 32 GB of shared_buffers: cap the ARC so the two caches don't fight.

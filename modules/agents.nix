@@ -29,7 +29,7 @@ in
     };
 
     tokenFile = mkOption {
-      type = types.nullOr types.str;
+      type = types.nullOr types.path;
       default = null;
       example = "/run/agenix/emily-api-token";
       description = "File with the bearer token clients must send; delivered with LoadCredential, never stored in the Nix store.";
@@ -79,7 +79,7 @@ in
         StateDirectory = "emily/agents";
         CacheDirectory = "emily/agents";
         LoadCredential = emily.loadCredential;
-        ExecStart = "${emily.package}/bin/emily agents serve";
+        ExecStart = "${lib.getExe emily.package} agents serve";
         Restart = "on-failure";
         RestartSec = 5;
       };

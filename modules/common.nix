@@ -22,11 +22,12 @@ let
 in
 {
   options.services.emily = {
-    package = mkOption {
-      type = types.package;
-      default = pkgs.emily or (throw "services.emily.package: pkgs.emily is missing; import the flake's nixosModules.default (it adds the overlay) or set services.emily.package = inputs.emily.packages.\${system}.emily");
-      defaultText = lib.literalExpression "pkgs.emily";
-      description = "The Emily application (Python virtualenv built from python/uv.lock by uv2nix).";
+    package = lib.mkPackageOption pkgs "emily" {
+      extraDescription = ''
+        The Emily application: a Python virtualenv built from python/uv.lock by uv2nix. The
+        flake's `nixosModules.*` set it (with `lib.mkDefault`) to that build for this system's
+        pkgs; `pkgs.emily` exists where the flake's `overlays.default` is applied.
+      '';
     };
 
     settings = mkOption {
@@ -47,7 +48,7 @@ in
     };
 
     secrets = mkOption {
-      type = types.attrsOf types.str;
+      type = types.attrsOf types.path;
       default = { };
       example = {
         "database.dsn" = "/run/agenix/emily-database-dsn";

@@ -49,11 +49,11 @@ in
         default = false;
         description = "Run `feast serve` over services.emily.features.feast.repository.";
       };
-      package = mkOption {
-        type = types.nullOr types.package;
+      package = lib.mkPackageOption pkgs [ "python3Packages" "feast" ] {
+        nullable = true;
         default = null;
-        example = lib.literalExpression "pkgs.python3Packages.feast";
-        description = "A Python environment providing the `feast` CLI (Feast is not in python/uv.lock).";
+        example = "pkgs.python3Packages.feast";
+        extraDescription = "A Python environment providing the `feast` CLI.";
       };
       repository = mkOption {
         type = types.nullOr types.path;
@@ -114,7 +114,7 @@ in
       preStart = ''
         cp -rT --no-preserve=mode ${cfg.feast.repository} /var/lib/emily/feast/repo
         cp ${featureStoreYaml} /var/lib/emily/feast/repo/feature_store.yaml
-        ${cfg.feast.package}/bin/feast -c /var/lib/emily/feast/repo apply
+        ${lib.getExe' cfg.feast.package "feast"} -c /var/lib/emily/feast/repo apply
       '';
       serviceConfig = elib.systemd.hardened // {
         DynamicUser = true;
@@ -122,7 +122,7 @@ in
         CacheDirectory = "emily/feast";
         Environment = [ "HOME=/var/lib/emily/feast" ];
         Restart = "on-failure";
-        ExecStart = "${cfg.feast.package}/bin/feast -c /var/lib/emily/feast/repo serve --host 127.0.0.1 --port ${toString cfg.feast.port}";
+        ExecStart = "${lib.getExe' cfg.feast.package "feast"} -c /var/lib/emily/feast/repo serve --host 127.0.0.1 --port ${toString cfg.feast.port}";
       };
     };
 

@@ -14,9 +14,11 @@ let
   cap = emily.hardware.gpu.computeCapability;
   gpuName = if emily.hardware.gpu.name != null then emily.hardware.gpu.name else "the GPU";
   legacy = elib.gpu.needsLegacyStack cap;
-  defaultLlamaCpp =
+  # As nixpkgs' ollama module does with `acceleration`: the package option names the build,
+  # the module applies the accelerator.
+  llamaCpp =
     if cfg.cuda then
-      pkgs.llama-cpp.override (
+      cfg.llamaCppPackage.override (
         {
           cudaSupport = true;
         }
@@ -24,7 +26,7 @@ let
         // lib.optionalAttrs legacy { cudaPackages = pkgs.cudaPackages_12; }
       )
     else
-      pkgs.llama-cpp;
+      cfg.llamaCppPackage;
   url = "http://${cfg.host}:${toString cfg.port}/v1";
 in
 {
@@ -43,7 +45,7 @@ in
     };
 
     model = mkOption {
-      type = types.nullOr types.str;
+      type = types.nullOr types.path;
       default = null;
       example = "/var/lib/emily/models/Phi-3-mini-4k-instruct-q4.gguf";
       description = "Model file (GGUF for llama-cpp) or directory (AWQ checkpoint for sglang). Not in the store: models are large and licensed per deployment.";
@@ -66,17 +68,18 @@ in
       description = "Build and run with CUDA. Pascal..Volta get CUDA 12 and the 580 driver branch.";
     };
 
-    llamaCppPackage = mkOption {
-      type = types.package;
-      default = defaultLlamaCpp;
-      defaultText = lib.literalExpression "pkgs.llama-cpp.override { cudaSupport = cuda; cudaPackages = pkgs.cudaPackages_12 /* on Pascal..Volta */; }";
-      description = "llama.cpp build providing llama-server.";
+    llamaCppPackage = lib.mkPackageOption pkgs "llama-cpp" {
+      extraDescription = ''
+        It provides llama-server. With `cuda` the unit runs
+        `llamaCppPackage.override { cudaSupport = true; }`, built against cudaPackages_12 on
+        Pascal..Volta (CUDA 13 dropped sm_50..sm_72).
+      '';
     };
 
-    sglangPackage = mkOption {
-      type = types.nullOr types.package;
+    sglangPackage = lib.mkPackageOption pkgs [ "python3Packages" "sglang" ] {
+      nullable = true;
       default = null;
-      description = "A Python environment with sglang (not part of python/uv.lock: it pulls torch + CUDA 12.8/13 wheels).";
+      extraDescription = "A Python environment with sglang (not part of python/uv.lock: it pulls torch + CUDA 12.8/13 wheels).";
     };
 
     host = mkOption {
@@ -186,7 +189,7 @@ in
                 if cfg.backend == "llama-cpp" then
                   lib.escapeShellArgs (
                     [
-                      "${cfg.llamaCppPackage}/bin/llama-server"
+                      (lib.getExe' llamaCpp "llama-server")
                       "--model"
                       cfg.model
                       "--host"
@@ -209,7 +212,7 @@ in
                 else
                   lib.escapeShellArgs (
                     [
-                      "${cfg.sglangPackage}/bin/python"
+                      (lib.getExe' cfg.sglangPackage "python")
                       "-m"
                       "sglang.launch_server"
                       "--model-path"

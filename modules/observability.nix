@@ -71,7 +71,7 @@ in
         description = "Langfuse Helm chart version.";
       };
       secretsFile = mkOption {
-        type = types.nullOr types.str;
+        type = types.nullOr types.path;
         default = null;
         example = "/run/agenix/langfuse.env";
         description = ''
@@ -81,7 +81,7 @@ in
         '';
       };
       otlpAuthFile = mkOption {
-        type = types.nullOr types.str;
+        type = types.nullOr types.path;
         default = null;
         example = "/run/agenix/langfuse-otlp.env";
         description = "EnvironmentFile with LANGFUSE_OTLP_AUTH=\"Basic <base64 pk:sk>\" for the collector's Langfuse exporter.";
@@ -92,12 +92,12 @@ in
         description = "Langfuse base URL as seen from the host.";
       };
       publicKeyFile = mkOption {
-        type = types.nullOr types.str;
+        type = types.nullOr types.path;
         default = null;
         description = "File with the Langfuse project's public key (pk-lf-...); with secretKeyFile, Emily also sends LLM traces to Langfuse directly.";
       };
       secretKeyFile = mkOption {
-        type = types.nullOr types.str;
+        type = types.nullOr types.path;
         default = null;
         description = "File with the Langfuse project's secret key (sk-lf-...).";
       };

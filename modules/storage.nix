@@ -14,7 +14,7 @@ let
   inherit (lib) mkOption mkEnableOption types;
   datasetType = types.submodule {
     options = {
-      mountpoint = mkOption { type = types.str; };
+      mountpoint = mkOption { type = types.path; };
       properties = mkOption { type = types.attrsOf types.str; };
     };
   };

@@ -17,6 +17,7 @@ let
     "agents.api_token"
     "telemetry.langfuse_public_key"
     "telemetry.langfuse_secret_key"
+    "mlflow.password"
   ];
   # Not secret themselves but able to hold one (a backend's api_key inside the JSON list):
   # allowed as credentials too, so a remote backend's key never enters the store.

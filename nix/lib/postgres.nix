@@ -69,6 +69,54 @@ rec {
         { }
     );
 
+  # Who makes `owner` the owner of `database`. Upstream's `ensureDBOwnership` only grants a role
+  # the database of its own name (and asserts that one exists), so it is used only then; other
+  # pairs get an `ALTER DATABASE` (names are checked identifiers, quoted anyway).
+  dbOwnership =
+    { database, owner }:
+    if database == owner then
+      {
+        ensureDBOwnership = true;
+        sql = null;
+      }
+    else
+      {
+        ensureDBOwnership = false;
+        sql = "ALTER DATABASE \"${database}\" OWNER TO \"${owner}\";";
+      };
+
+  # The oneshot that runs dbOwnership's SQL as the postgres superuser once postgresql-setup
+  # (ensureDatabases/ensureUsers) is done, before the units that need the ownership.
+  ownerUnit =
+    {
+      database,
+      owner,
+      sql,
+      psql,
+      hardened,
+      before ? [ ],
+    }:
+    {
+      description = "Emily: make ${owner} the owner of database ${database}";
+      wantedBy = [ "multi-user.target" ];
+      inherit before;
+      requiredBy = before;
+      after = [
+        "postgresql.service"
+        "postgresql-setup.service"
+      ];
+      requires = [ "postgresql.service" ];
+      serviceConfig = hardened // {
+        Type = "oneshot";
+        RemainAfterExit = true;
+        User = "postgres";
+        Group = "postgres";
+        # psql writes nothing; the socket is all it needs.
+        PrivateNetwork = true;
+      };
+      script = "${psql} -v ON_ERROR_STOP=1 -d postgres -c '${sql}'";
+    };
+
   # "32768MB" -> 32768; lets tests and assertions compare rendered sizes.
   sizeMB =
     value:

@@ -286,6 +286,50 @@ let
       ];
     };
 
+    pg_owner_same_name_uses_ensure = {
+      expr = postgres.dbOwnership {
+        database = "mlflow";
+        owner = "mlflow";
+      };
+      expected = {
+        ensureDBOwnership = true;
+        sql = null;
+      };
+    };
+    pg_owner_other_name_alters = {
+      expr = postgres.dbOwnership {
+        database = "emily_memory";
+        owner = "emily";
+      };
+      expected = {
+        ensureDBOwnership = false;
+        sql = ''ALTER DATABASE "emily_memory" OWNER TO "emily";'';
+      };
+    };
+    pg_owner_unit_runs_after_setup = {
+      expr =
+        let
+          u = postgres.ownerUnit {
+            database = "d";
+            owner = "o";
+            sql = "ALTER DATABASE x";
+            psql = "/bin/psql";
+            hardened = { };
+            before = [ "a.service" ];
+          };
+        in
+        [
+          u.serviceConfig.User
+          (builtins.elem "postgresql-setup.service" u.after)
+          u.requiredBy
+        ];
+      expected = [
+        "postgres"
+        true
+        [ "a.service" ]
+      ];
+    };
+
     # ZFS layout
     zfs_pg_data_hdd = {
       expr = layout."tank/emily/postgres".properties.recordsize;

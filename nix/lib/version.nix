@@ -48,6 +48,6 @@ in
   ciliumKernelMessage =
     kernelVersion:
     "Cilium (services.emily.observability) needs Linux >= ${ciliumMinKernel} for its eBPF datapath, "
-    + "but boot.kernelPackages is ${kernelVersion}; set boot.kernelPackages = pkgs.linuxPackages_6_12 "
-    + "(or newer) or disable services.emily.observability.cilium.enable.";
+    + "but boot.kernelPackages is ${kernelVersion}; set boot.kernelPackages = pkgs.linuxPackages "
+    + "(the release's LTS) or pkgs.linuxPackages_latest, or disable services.emily.observability.cilium.enable.";
 }

@@ -18,73 +18,7 @@ let
       ];
     }).config;
   failed = config: map (a: a.message) (lib.filter (a: !a.assertion) config.assertions);
-  # Every case names the substrings its failure message must contain.
-  cases = {
-    sglang-on-pascal = {
-      module = {
-        services.emily.hardware.gpu.computeCapability = "6.1";
-        services.emily.inference = {
-          enable = true;
-          backend = "sglang";
-          model = "/models/awq";
-          sglangPackage = pkgs.hello;
-        };
-      };
-      expect = [
-        "sm_75"
-        "sm_61"
-        "llama-cpp"
-      ];
-    };
-    cilium-on-old-kernel = {
-      module = {
-        # Only the version is read during evaluation; nothing is built, so no old kernel is needed.
-        boot.kernelPackages = pkgs.linuxPackages // {
-          kernel = pkgs.linuxPackages.kernel // {
-            version = "5.10.240";
-          };
-        };
-        services.emily.observability = {
-          enable = true;
-          langfuse.enable = false;
-        };
-      };
-      expect = [
-        "5.15"
-        "boot.kernelPackages"
-      ];
-    };
-    secret-in-plain-settings = {
-      module = {
-        services.emily.memory.enable = true;
-        services.emily.settings.database.dsn = "postgresql://u:hunter2@db/emily";
-      };
-      expect = [
-        "database.dsn"
-        "services.emily.secrets"
-      ];
-    };
-    agents-without-token = {
-      module = {
-        services.emily.memory.enable = true;
-        services.emily.agents.enable = true;
-      };
-      expect = [ "tokenFile" ];
-    };
-    gguf-with-sglang = {
-      module = {
-        services.emily.hardware.gpu.computeCapability = "8.0";
-        services.emily.inference = {
-          enable = true;
-          backend = "sglang";
-          quantization = "gguf";
-          model = "/models/m";
-          sglangPackage = pkgs.hello;
-        };
-      };
-      expect = [ "AWQ" ];
-    };
-  };
+  inherit (import ./lib/assertion-cases.nix { inherit pkgs; }) cases;
   check =
     name: case:
     let
@@ -96,15 +30,7 @@ let
     else
       throw "${name}: expected a failed assertion mentioning ${toString case.expect}, got ${builtins.toJSON messages}";
   # Control: the same modules accept a sane configuration (no false alarms).
-  accepted = failed (evalWith {
-    services.emily.hardware.gpu.computeCapability = "8.0";
-    services.emily.inference = {
-      enable = true;
-      backend = "sglang";
-      model = "/models/awq";
-      sglangPackage = pkgs.hello;
-    };
-  });
+  accepted = failed (evalWith (import ./lib/assertion-cases.nix { inherit pkgs; }).accepted);
 in
 assert accepted == [ ] || throw "sglang on sm_80 was refused: ${builtins.toJSON accepted}";
 pkgs.writeText "emily-assertion-tests" (lib.concatStringsSep "\n" (lib.mapAttrsToList check cases) + "\n")

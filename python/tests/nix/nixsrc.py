@@ -7,7 +7,9 @@ literal ``EMILY_*`` name, and every ``emily <command>`` line.
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -26,6 +28,9 @@ _WRAPPERS = {"mkDefault", "mkForce", "mkIf", "mkOverride", "mkBefore", "mkAfter"
 # `emily <subcommand> ...` as a command line (a subcommand is lowercase; `-d emily -tAc` is not).
 _CLI_LINE = re.compile(r"(?:^|/bin/|[\s`(])emily((?:\s+[a-z][a-z-]*)(?:\s+[^\s\"'`;|&)]+)*)")
 _ENV_NAME = re.compile(r"\bEMILY_[A-Z0-9_]+\b")
+# `${lib.getExe emily.package} memory migrate`, `${emilyExe} ...`: the emily executable
+# interpolated into a command line (the modules use lib.getExe, not "${pkg}/bin/emily").
+_EMILY_EXE = re.compile(r"(?:lib\.)?getExe\s+[\w.]*package|emilyExe")
 
 
 def nix_files() -> list[Path]:
@@ -106,6 +111,8 @@ class NixFacts:
     settings_reads: list[tuple[Path, tuple[str, ...]]] = field(default_factory=list)
     env_names: list[tuple[Path, str]] = field(default_factory=list)
     cli_lines: list[tuple[Path, str]] = field(default_factory=list)
+    # The subset run through the interpolated executable (units' ExecStart/scripts).
+    exe_lines: list[tuple[Path, str]] = field(default_factory=list)
     options: set[tuple[str, ...]] = field(default_factory=set)
 
 
@@ -135,6 +142,20 @@ def _walk(node: Node, prefix: tuple[str, ...], file: Path, facts: NixFacts) -> N
                 if full[start : start + 2] == ("emily", "settings") and len(full) > start + 2:
                     facts.settings_reads.append((file, full[start + 2 :]))
                     break
+    if node.type in {"string_expression", "indented_string_expression"}:
+        children = list(node.children)
+        for here, after in itertools.pairwise(children):
+            inner = here.child(1) if here.type == "interpolation" else None
+            if (
+                inner is not None
+                and _EMILY_EXE.fullmatch(_text(inner))
+                and after.type == "string_fragment"
+            ):
+                match = _CLI_LINE.match("emily" + _text(after))
+                if match is not None:
+                    line = (file, match.group(1).strip())
+                    facts.cli_lines.append(line)
+                    facts.exe_lines.append(line)
     if node.type == "string_fragment":
         text = _text(node)
         facts.env_names.extend((file, m) for m in _ENV_NAME.findall(text))
@@ -182,6 +203,32 @@ def nix_eval(expression: str) -> object:
         timeout=60,
     )
     assert result.returncode == 0, f"nix-instantiate failed: {result.stderr}"
+    return json.loads(result.stdout)
+
+
+def snapshots_dir() -> Path | None:
+    """../shared/nix-inputs (or $NIX_INPUTS_DIR) when it holds all four source snapshots."""
+    folder = Path(os.environ.get("NIX_INPUTS_DIR", ROOT.parent / "shared" / "nix-inputs"))
+    names = ("nixpkgs-lib", "pyproject-nix", "uv2nix", "build-system-pkgs")
+    return folder if all((folder / f"{n}.tar.gz").is_file() for n in names) else None
+
+
+def nix_eval_file(path: Path, **argstrs: str) -> object:
+    """``nix-instantiate --eval --strict --json FILE --argstr k v ...``."""
+    binary = shutil.which("nix-instantiate")
+    assert binary is not None, "nix-instantiate missing: apt-get install nix-bin"
+    args = [a for k, v in argstrs.items() for a in ("--argstr", k, v)]
+    env = {**os.environ, "NIX_CONFIG": "build-users-group ="}
+    env.setdefault("NIX_STATE_DIR", "/tmp/emily-nix-state")
+    result = subprocess.run(
+        [binary, "--eval", "--strict", "--json", str(path), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env=env,
+    )
+    assert result.returncode == 0, f"nix-instantiate {path.name} failed: {result.stderr}"
     return json.loads(result.stdout)
 
 

@@ -9,6 +9,7 @@ with nix-instantiate), and pydantic-settings reads its output, so a drift on eit
 
 from __future__ import annotations
 
+import tarfile
 import types
 import typing
 from pathlib import Path
@@ -26,8 +27,10 @@ from tests.nix.nixsrc import (
     lib_expr,
     nix_attrset,
     nix_eval,
+    nix_eval_file,
     nix_files,
     parse,
+    snapshots_dir,
 )
 
 # Settings a production deployment must provide, and the module that provides each.
@@ -299,7 +302,9 @@ def test_cli_lines_in_units_and_vm_tests_exist() -> None:
     """`emily memory migrate`, `emily doctor --json`, ... resolve to real commands and options."""
     root = typer.main.get_command(app)
     lines = [(f, line) for f, line in FACTS.cli_lines if not line.startswith("Sovereign")]
-    assert any("memory migrate" in line for _, line in lines)
+    # The units' own command lines (through `${lib.getExe emily.package}`), not just prose.
+    units = {line.split()[0] + " " + line.split()[1] for _, line in FACTS.exe_lines}
+    assert {"memory migrate", "memory maintain", "memory backup", "agents serve"} <= units, units
     bad = []
     for file, line in lines:
         tokens = line.split()
@@ -314,3 +319,56 @@ def test_cli_lines_in_units_and_vm_tests_exist() -> None:
         if unknown:
             bad.append(f"{_where(file)}: emily {line}: unknown options {unknown}")
     assert not bad, bad
+
+
+# Plausible contents for the credential files systemd would hand the units.
+_CREDENTIAL_VALUES = {
+    "database-dsn": "postgresql:///emily?host=/run/postgresql&user=emily_app",
+    "database-admin_dsn": "postgresql:///emily?host=/run/postgresql&user=emily",
+    "redis-url": "unix:///run/redis-emily/redis.sock?db=0",
+}
+
+
+@pytest.fixture(scope="module")
+def host_units(tmp_path_factory: pytest.TempPathFactory) -> dict[str, typing.Any]:
+    """nix/checks/host-env.nix over the real nixpkgs lib, uv2nix and pyproject.nix snapshots."""
+    snapshots = snapshots_dir()
+    if snapshots is None:
+        pytest.skip("no source snapshots at ../shared/nix-inputs (CI has them)")
+    unpacked = tmp_path_factory.mktemp("nix-inputs")
+    for archive in sorted(snapshots.glob("*.tar.gz")):
+        with tarfile.open(archive) as tar:
+            tar.extractall(unpacked, filter="data")
+    result = nix_eval_file(ROOT / "nix" / "checks" / "host-env.nix", inputsDir=str(unpacked))
+    assert isinstance(result, dict)
+    return result
+
+
+def test_evaluated_host_units_load_into_settings(
+    host_units: dict[str, typing.Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Each Emily unit of the evaluated c220g5 host starts with an environment Settings accepts.
+
+    The host is evaluated by the real lib.evalModules (module defaults, mkDefault chains and the
+    host's own values all merged), then every unit's EMILY_* environment, with its credentials
+    as files under a stand-in $CREDENTIALS_DIRECTORY, is loaded by pydantic-settings.
+    """
+    units = host_units["units"]
+    assert {"emily-agents", "emily-memory-migrate", "emily-memory-backup"} <= set(units), set(units)
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    for credential in host_units["credentials"]:
+        (credentials / credential).write_text(_CREDENTIAL_VALUES.get(credential, "test-secret"))
+    for unit, environment in sorted(units.items()):
+        with monkeypatch.context() as patch:
+            for name, value in environment.items():
+                if name in {"EMILY_STATE_DIR", "EMILY_CACHE_DIR"}:
+                    assert value.startswith(("/var/lib/emily/", "/var/cache/emily/")), value
+                    continue
+                if value.startswith("%d/"):
+                    value = str(credentials / value.removeprefix("%d/"))
+                patch.setenv(name, value)
+            settings = load_settings(state_dir=tmp_path / unit)
+        assert settings.environment == "production", unit
+        assert settings.database.hnsw_m == 24, unit
+        assert settings.database.dsn is not None, unit
