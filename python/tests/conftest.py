@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,26 @@ def stack(settings: Settings) -> Iterator[Stack]:
 @pytest.fixture(scope="session")
 def endpoints(stack: Stack, settings: Settings) -> Endpoints:
     return resolve_endpoints(settings)
+
+
+@dataclass(frozen=True)
+class RestartableStack:
+    """A second stack (PostgreSQL + Redis) that restart tests may stop and start at will,
+    so the session's servers (and MLflow's connections to them) are never disturbed."""
+
+    settings: Settings
+    stack: Stack
+
+
+@pytest.fixture(scope="session")
+def restartable(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RestartableStack]:
+    from emily.memory.migrations import migrate
+
+    settings = make_settings(tmp_path_factory.mktemp("restartable"))
+    local = Stack(settings)
+    local.up(["postgres", "redis"])
+    migrate(settings)
+    try:
+        yield RestartableStack(settings, local)
+    finally:
+        local.down()

@@ -33,7 +33,7 @@ from emily.errors import ConfigError
 from emily.features.settings import FeaturesSettings
 from emily.inference.settings import InferenceSettings
 from emily.memory.settings import DatabaseSettings, EmbedderSettings
-from emily.mlops.settings import MlflowSettings
+from emily.mlops.settings import MlflowSettings, MlopsSettings
 from emily.paths import default_cache_dir, default_state_dir
 from emily.stack.settings import RedisSettings, StackSettings
 from emily.telemetry.settings import TelemetrySettings
@@ -78,6 +78,7 @@ class Settings(BaseSettings):
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     features: FeaturesSettings = Field(default_factory=FeaturesSettings)
+    mlops: MlopsSettings = Field(default_factory=MlopsSettings)
 
     @field_validator("state_dir", "cache_dir", mode="after")
     @classmethod

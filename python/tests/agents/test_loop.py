@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -11,8 +12,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from pydantic import SecretStr
 
 from emily.agents import world
+from emily.agents.cognition import DEFAULT_PROMPT, CognitionPrompt
 from emily.agents.loop import Agent
-from emily.agents.perception import Stimulus
+from emily.agents.perception import Appraiser, Stimulus
+from emily.agents.state import Action, CognitionOutput, Decision, HistoryEntry
 from emily.agents.working_memory import WorkingMemory
 from emily.config import Settings
 from emily.locator import Endpoints
@@ -36,10 +39,24 @@ async def test_full_loop_on_real_services(
     ]
     # Turn 1 with the LLM; the rest without, in a second agent (as a new process would be):
     # generation on a shared 2-core machine takes tens of seconds per call.
+    prompt = CognitionPrompt(
+        system=DEFAULT_PROMPT.system, user=DEFAULT_PROMPT.user, version="test-prompt-7"
+    )
     async with await Agent.open(
-        agents_settings, tracer=provider.get_tracer("test"), embedder=embedder
+        agents_settings,
+        tracer=provider.get_tracer("test"),
+        embedder=embedder,
+        prompt=lambda: prompt,
     ) as agent:
         first = await agent.step(thread, Stimulus(text=texts[0]))
+        # The checkpoint holds the typed layer outputs, nothing else.
+        values = (await agent.graph.aget_state(agent.config(thread))).values
+    assert set(values["decision"]) == set(Decision.__annotations__)
+    assert set(values["action"]) == set(Action.__annotations__)
+    assert set(values["history"][0]) == set(HistoryEntry.__annotations__)
+    assert values["cognition"] is None or set(values["cognition"]) == set(
+        CognitionOutput.__annotations__
+    )
     no_llm = variant(agents_settings, agents={"cognition_enabled": False})
     async with await Agent.open(
         no_llm, tracer=provider.get_tracer("test"), embedder=embedder
@@ -50,6 +67,7 @@ async def test_full_loop_on_real_services(
     assert {first.policy, second.policy} <= set(world.POLICIES)
     assert second.affect[0] < first.affect[0]  # the threat feels worse than the invitation
     assert first.appraisal, first.degraded_reason
+    assert first.prompt == "test-prompt-7"
     assert any(p["layer"] == "cognition" for p in first.proposals)
     assert first.llm_ms is not None and first.llm_ms > 0
     assert not second.degraded  # cognition switched off is not a failure
@@ -79,6 +97,7 @@ async def test_full_loop_on_real_services(
     chats = [s for s in spans if (s.attributes or {}).get("gen_ai.operation.name") == "chat"]
     assert chats
     attrs = chats[0].attributes or {}
+    assert attrs["emily.prompt.version"] == "test-prompt-7"
     assert attrs["gen_ai.usage.input_tokens"] > 0
     assert attrs["gen_ai.usage.output_tokens"] > 0
     assert attrs["gen_ai.response.model"]
@@ -112,16 +131,86 @@ async def test_llm_down_degrades_to_instinct_and_affect(
     assert result.episode_id is not None  # memory still works
 
 
-async def test_llm_slower_than_deadline(
+async def test_llm_slower_than_a_per_turn_deadline(
     agents_settings: Settings, llm_server: LlmServer, embedder: Any
 ) -> None:
-    slow = variant(agents_settings, agents={"cognition_deadline_s": 0.06})
-    async with await Agent.open(slow, embedder=embedder) as agent:
-        result = await agent.step("llm-slow", Stimulus(text="Someone praised my idea."))
+    """A tight cognition budget for one turn (the demo's forced degradation) comes with that
+    turn's context; the shared settings are never changed."""
+    configured = agents_settings.agents.cognition_deadline_s
+    async with await Agent.open(agents_settings, embedder=embedder, durable=False) as agent:
+        result = await agent.step(
+            "llm-slow", Stimulus(text="Someone praised my idea."), cognition_deadline_s=0.06
+        )
+        assert agent.context().cognition_budget_s() > 0.06  # the next turn's budget
     assert result.degraded and result.degraded_reason
-    assert "cognition" in result.degraded_reason
-    assert "deadline" in result.degraded_reason.lower()
+    assert result.degraded_reason.startswith("cognition: ")
+    assert "deadline" in result.degraded_reason.lower() and "0.06" in result.degraded_reason
     assert result.appraisal is None
+    assert agents_settings.agents.cognition_deadline_s == configured
+
+
+def estimate(threat: float, valence: float) -> Appraiser:
+    def appraise(text: str, embedding: Sequence[float] | None) -> Mapping[str, float]:
+        assert embedding is not None and len(embedding) == 384  # perceive embeds first
+        return {"threat": threat, "valence": valence}
+
+    return appraise
+
+
+def broken(text: str, embedding: Sequence[float] | None) -> Mapping[str, float]:
+    raise RuntimeError("model file missing")
+
+
+async def test_an_appraiser_estimates_cues_in_perceive(
+    agents_settings: Settings, embedder: Any
+) -> None:
+    settings = variant(agents_settings, agents={"cognition_enabled": False})
+    calm = "The garden is quiet."
+    async with await Agent.open(settings, embedder=embedder, durable=False) as plain:
+        baseline = await plain.step("appraise-0", Stimulus(text=calm))
+    async with await Agent.open(
+        settings, embedder=embedder, durable=False, appraiser=estimate(0.95, -0.8)
+    ) as agent:
+        alarmed = await agent.step("appraise-1", Stimulus(text=calm))
+        given = await agent.step("appraise-2", Stimulus(text=calm, threat=0.1, valence=0.5))
+    assert not alarmed.degraded, alarmed.degraded_reason
+    assert alarmed.salience == pytest.approx(0.2 + 0.8 * 0.95)
+    assert alarmed.salience > baseline.salience
+    assert alarmed.affect[0] < baseline.affect[0]
+    # What the sender gives wins over the appraiser.
+    assert given.salience < alarmed.salience and given.affect[0] > 0
+
+
+@pytest.mark.parametrize(
+    ("appraiser", "reason"),
+    [
+        (estimate(0.5, 5.0), "appraiser: ValueError: valence = 5.0 is outside [-1, 1]"),
+        (broken, "appraiser: RuntimeError: model file missing"),
+    ],
+    ids=["out-of-range", "raises"],
+)
+async def test_a_failing_appraiser_degrades_to_the_word_list(
+    agents_settings: Settings, embedder: Any, appraiser: Appraiser, reason: str
+) -> None:
+    settings = variant(agents_settings, agents={"cognition_enabled": False})
+    async with await Agent.open(
+        settings, embedder=embedder, durable=False, appraiser=appraiser
+    ) as agent:
+        result = await agent.step("appraise-bad", Stimulus(text="Smoke and fire!"))
+    assert result.degraded_reason == reason
+    assert result.salience == pytest.approx(0.2 + 0.8 * 0.9)  # two threat words: 0.9
+
+
+async def test_a_prompt_that_cannot_be_rendered_degrades(
+    agents_settings: Settings, embedder: Any
+) -> None:
+    bad = CognitionPrompt(system="s", user="{situation} {nope}", version="broken-1")
+    async with await Agent.open(
+        llm_down(agents_settings), embedder=embedder, durable=False, prompt=lambda: bad
+    ) as agent:
+        result = await agent.step("prompt-bad", Stimulus(text="Hello."))
+    assert result.degraded_reason == "cognition: no usable prompt (KeyError: 'nope')"
+    assert result.prompt is None
 
 
 async def test_no_time_left_skips_cognition(agents_settings: Settings, embedder: Any) -> None:

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
+from emily.agents import world
+from emily.agents.loadbench import stored_rows
 from emily.agents.loop import Agent
 from emily.agents.runner import StimulusFileError, load_stimuli, parse_stimulus, run_stimuli
 from emily.cli import app
@@ -102,26 +105,92 @@ def test_resume_after_killing_the_process_mid_thread(
     assert [r.turn for r in results] == list(range(before.turn + 1, n + 1))
     assert [h["turn"] for h in after.history][-3:] == [n - 2, n - 1, n]
     assert after.history[-1]["stimulus"] == f"{DAY[(n - 1) % len(DAY)]} ({n - 1})"
+    # Each line became exactly one turn and one episode, the interrupted one included.
+    rows = stored_rows(agents_settings, thread)
+    assert sorted(r[2] for r in rows if r[1] == thread) == list(range(1, n + 1))
 
 
-def test_cli_run_json_and_table(agents_settings: Settings, tmp_path: Path) -> None:
-    stimuli = write_stimuli(tmp_path / "two.jsonl", 2)
-    base = ["--state-dir", str(agents_settings.state_dir), "agents", "run"]
-    runner = CliRunner()
-    result = runner.invoke(
-        app, [*base, "--stimuli", str(stimuli), "--thread", "cli-json", "--json", "--no-cognition"]
-    )
-    assert result.exit_code == 0, result.output
-    turns = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    assert [t["turn"] for t in turns] == [1, 2]
-    result = runner.invoke(
+def run_cli(state_dir: Path, stimuli: Path, *args: str) -> list[dict[str, Any]]:
+    """``emily agents run --json``: the turns it printed."""
+    result = CliRunner().invoke(
         app,
-        [*base, "--stimuli", str(stimuli), "--thread", "cli-json", "--resume", "--no-cognition"],
+        [
+            "--state-dir",
+            str(state_dir),
+            "agents",
+            "run",
+            "--stimuli",
+            str(stimuli),
+            "--json",
+            "--no-cognition",
+            *args,
+        ],
     )
     assert result.exit_code == 0, result.output
-    result = runner.invoke(app, [*base, "--stimuli", str(stimuli), "--no-cognition"])
+    return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+
+
+def test_cli_run_json_resume_skips_completed_lines(
+    agents_settings: Settings, tmp_path: Path
+) -> None:
+    state = agents_settings.state_dir
+    thread = f"cli-{uuid.uuid4().hex[:6]}"
+    two = write_stimuli(tmp_path / "two.jsonl", 2)
+    turns = run_cli(state, two, "--thread", thread)
+    assert [(t["turn"], t["thread_id"]) for t in turns] == [(1, thread), (2, thread)]
+    assert all(t["episode_id"] is not None for t in turns)
+    # Both lines are done: --resume runs nothing and the thread stays at turn 2.
+    assert run_cli(state, two, "--thread", thread, "--resume") == []
+    # A longer file: --resume runs only the lines after the completed ones.
+    five = write_stimuli(tmp_path / "five.jsonl", 5)
+    resumed = run_cli(state, five, "--thread", thread, "--resume")
+    assert [t["turn"] for t in resumed] == [3, 4, 5]
+    rows = stored_rows(agents_settings, thread)
+    assert sorted(r[2] for r in rows) == [1, 2, 3, 4, 5]  # one episode per turn, none twice
+    # Without --resume the same file is run again from its first line, as new turns.
+    again = run_cli(state, two, "--thread", thread)
+    assert [t["turn"] for t in again] == [6, 7]
+
+
+def test_cli_run_table(agents_settings: Settings, tmp_path: Path) -> None:
+    stimuli = write_stimuli(tmp_path / "three.jsonl", 3)
+    result = CliRunner().invoke(
+        app,
+        [
+            "--state-dir",
+            str(agents_settings.state_dir),
+            "agents",
+            "run",
+            "--stimuli",
+            str(stimuli),
+            "--no-cognition",
+        ],
+    )
     assert result.exit_code == 0, result.output
-    assert "policy" in result.stdout
+    cells = [
+        [c.strip() for c in line.split("│")[1:-1]]
+        for line in result.stdout.splitlines()
+        if line.startswith("│")
+    ]
+    rows = [c for c in cells if c and c[0].isdigit()]
+    assert [r[0] for r in rows] == ["1", "2", "3"]
+    assert all(r[1] in world.POLICIES and r[2] in {"instinct", "affect"} for r in rows)
+
+
+def test_cli_refuses_a_timestamp_outside_the_window(
+    agents_settings: Settings, tmp_path: Path
+) -> None:
+    bad = tmp_path / "old.jsonl"
+    bad.write_text(
+        '{"text": "fine"}\n{"text": "old", "at": "1990-01-01T00:00:00+00:00"}\n',
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(
+        app, ["--state-dir", str(agents_settings.state_dir), "agents", "run", "--stimuli", str(bad)]
+    )
+    assert result.exit_code == 1
+    assert "row 2" in result.stderr and "field 'at'" in result.stderr
+    assert "before the accepted window" in result.stderr
 
 
 def test_cli_names_the_bad_line(tmp_path: Path) -> None:
@@ -135,15 +204,23 @@ def test_cli_names_the_bad_line(tmp_path: Path) -> None:
 
 
 def test_stimulus_parsing_errors(tmp_path: Path) -> None:
-    assert parse_stimulus('"just text"', 1).text == "just text"
-    with pytest.raises(StimulusFileError, match=r"row 2.*not JSON"):
-        parse_stimulus("{nope", 2)
-    with pytest.raises(StimulusFileError, match="field 'text'"):
-        parse_stimulus('{"source": "x"}', 4)
+    assert parse_stimulus("just text", 1).text == "just text"
+    with pytest.raises(StimulusFileError, match="row 4, field 'text'"):
+        parse_stimulus({"source": "x"}, 4)
     with pytest.raises(StimulusFileError, match="Extra inputs"):
-        parse_stimulus('{"text": "a", "mood": 1}', 5)
+        parse_stimulus({"text": "a", "mood": 1}, 5)
+    with pytest.raises(StimulusFileError, match=r"row 6, field 'text'.*NUL"):
+        parse_stimulus({"text": "a\x00"}, 6)
+    with pytest.raises(StimulusFileError, match=r"row 7, field 'at'.*calendar"):
+        parse_stimulus({"text": "a", "at": "0001-01-01T00:30:00+01:00"}, 7)
     with pytest.raises(StimulusFileError, match="cannot read"):
         load_stimuli(tmp_path / "missing.jsonl")
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('\ufeff{"text": "a BOM is fine"}\n{nope\n', encoding="utf-8")
+    with pytest.raises(StimulusFileError, match=r"row 2.*malformed JSON"):
+        load_stimuli(broken)
+    broken.write_text('\ufeff{"text": "a BOM is fine"}\n', encoding="utf-8")
+    assert [s.text for s in load_stimuli(broken)] == ["a BOM is fine"]
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n\n", encoding="utf-8")
     with pytest.raises(StimulusFileError, match="no stimuli"):
@@ -192,3 +269,41 @@ def test_cli_bench_refuses_without_cognition(
     )
     assert result.exit_code == 1
     assert "COGNITION_ENABLED" in result.stderr
+
+
+def test_cli_bench_load_checks_answers_against_stored_rows(
+    agents_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The --load mode on the real served API (uvicorn on a loopback port): every answer is
+    accounted for, and what must be zero is zero."""
+    monkeypatch.setenv("EMILY_AGENTS__COGNITION_ENABLED", "false")
+    monkeypatch.setenv("EMILY_AGENTS__MAX_TURNS_IN_FLIGHT", "2")
+    monkeypatch.setenv("EMILY_AGENTS__MAX_TURNS_WAITING", "1")
+    monkeypatch.setenv("EMILY_AGENTS__THREAD_QUEUE", "1")
+    out = tmp_path / "load.json"
+    result = CliRunner().invoke(
+        app,
+        [
+            "--state-dir",
+            str(agents_settings.state_dir),
+            "agents",
+            "bench",
+            "--load",
+            "8",
+            "--threads",
+            "2",
+            "--json",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text(encoding="utf-8"))
+    statuses = report["statuses"]
+    assert sum(statuses.values()) == 8 and set(statuses) <= {"200", "409", "429"}
+    assert report["limits"]["max_turns_in_flight"] == 2
+    assert report["rows"] == statuses.get("200", 0) >= 1
+    assert report["acknowledged_without_row"] == 0
+    assert report["rows_behind_failed_answers"] == 0
+    assert report["turns_gapless_per_thread"] is True
+    assert report["refusals_with_retry_after"] == 8 - statuses.get("200", 0)
+    assert report["admitted_loop_ms"]["n"] == statuses.get("200", 0)

@@ -8,7 +8,8 @@ deadline, invalid JSON) is the caller's cue to decide without cognition.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Literal, Protocol, TypeVar
 
 from opentelemetry import trace
@@ -61,15 +62,46 @@ def describe_mood(mood: Sequence[float]) -> str:
     return f"{feeling}, {energy}"
 
 
-def messages_for(text: str, mood: Sequence[float], recalled: Sequence[str]) -> list[ChatMessage]:
-    memory = "; ".join(r[:80] for r in recalled[:2]) or "none"
-    user = f"Situation: {text[:400]}\nMood: {describe_mood(mood)}\nMemories: {memory}"
-    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+@dataclass(frozen=True)
+class CognitionPrompt:
+    """The cognition prompt: a system text and a user template over ``{situation}``, ``{mood}``
+    and ``{memories}``. ``version`` names it in spans and in the turn's cognition output (e.g.
+    ``prompts:/emily-cognition/3`` once it comes from a prompt registry)."""
+
+    system: str
+    user: str
+    version: str = "builtin"
+
+    def messages(
+        self, text: str, mood: Sequence[float], recalled: Sequence[str]
+    ) -> list[ChatMessage]:
+        """Raises ``KeyError``/``ValueError``/``IndexError`` for a template with other fields."""
+        memory = "; ".join(r[:80] for r in recalled[:2]) or "none"
+        user = self.user.format_map(
+            {"situation": text[:400], "mood": describe_mood(mood), "memories": memory}
+        )
+        return [{"role": "system", "content": self.system}, {"role": "user", "content": user}]
+
+
+DEFAULT_PROMPT = CognitionPrompt(
+    system=SYSTEM,
+    user="Situation: {situation}\nMood: {mood}\nMemories: {memories}",
+    version="builtin-1",
+)
+
+# Called once per turn, in the event loop: a registry-backed provider caches (and refreshes in
+# the background), it never blocks on the network here.
+PromptProvider = Callable[[], CognitionPrompt]
+
+
+def builtin_prompt() -> CognitionPrompt:
+    return DEFAULT_PROMPT
 
 
 class CognitionOutcome(BaseModel):
     proposals: list[Proposal]
     appraisal: str
+    prompt: str = DEFAULT_PROMPT.version
     model: str
     backend: str
     input_tokens: int
@@ -86,6 +118,7 @@ async def deliberate(
     deadline_s: float,
     tracer: Tracer | None = None,
     model_hint: str = "",
+    prompt_version: str = DEFAULT_PROMPT.version,
 ) -> CognitionOutcome:
     """One LLM call inside a GenAI ``chat`` span; raises whatever the client raises."""
     tracer = tracer or trace.get_tracer("emily.agents")
@@ -98,6 +131,7 @@ async def deliberate(
             "gen_ai.request.model": model_hint,
             "gen_ai.request.max_tokens": max_tokens,
             "emily.deadline_s": deadline_s,
+            "emily.prompt.version": prompt_version,
         },
         record_exception=True,
     ) as span:
@@ -129,6 +163,7 @@ async def deliberate(
     return CognitionOutcome(
         proposals=proposals,
         appraisal=plan.appraisal,
+        prompt=prompt_version,
         model=result.model,
         backend=result.backend,
         input_tokens=result.usage.prompt_tokens,

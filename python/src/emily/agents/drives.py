@@ -9,7 +9,10 @@ lookup from the most urgent deficit to a policy, so it needs no memory, model or
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+
+from emily.agents.state import DriveData
 
 DRIVES = ("energy", "safety", "social", "novelty")
 
@@ -69,7 +72,7 @@ def _clip01(x: float) -> float:
 
 
 def update_drives(
-    drives: dict[str, Drive], features: dict[str, float], dt_s: float = 0.0
+    drives: dict[str, Drive], features: Mapping[str, float], dt_s: float = 0.0
 ) -> dict[str, Drive]:
     """Drift over ``dt_s`` seconds, apply the stimulus's effects, shift allostatic set-points."""
     hours = max(0.0, dt_s) / 3600.0
@@ -113,19 +116,16 @@ def reflex(drives: dict[str, Drive]) -> ReflexProposal:
     return ReflexProposal(RELIEF.get(name, "rest"), u, name, deficits)
 
 
-def drives_to_dict(drives: dict[str, Drive]) -> dict[str, dict[str, float]]:
+def drives_to_dict(drives: dict[str, Drive]) -> dict[str, DriveData]:
     return {
-        n: {
-            "level": d.level,
-            "set_point": d.set_point,
-            "drift_per_hour": d.drift_per_hour,
-            "weight": d.weight,
-        }
+        n: DriveData(
+            level=d.level, set_point=d.set_point, drift_per_hour=d.drift_per_hour, weight=d.weight
+        )
         for n, d in drives.items()
     }
 
 
-def drives_from_dict(data: dict[str, dict[str, float]] | None) -> dict[str, Drive]:
+def drives_from_dict(data: Mapping[str, DriveData] | None) -> dict[str, Drive]:
     if not data:
         return default_drives()
     return {

@@ -1,22 +1,35 @@
-"""The agent: opens its dependencies (each may fail and degrade), runs turns, resumes threads."""
+"""The agent: opens its dependencies (each may fail and degrade), runs turns, resumes threads.
+
+Two kinds of turn:
+
+* ``step(..., atomic=False)`` (``emily agents run``, the demo, the bench): a failing dependency
+  degrades the turn and it goes on; a turn a crash interrupted is finished first (resume).
+* ``step(..., atomic=True)`` (the API): the turn is recorded with its episode or not at all. It
+  must store its episode, and if anything fails the thread is put back to the checkpoint it
+  started from, so a failed answer leaves neither a turn nor (normally) an episode behind.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
-from opentelemetry import trace
+from langgraph.graph.state import CompiledStateGraph
 from opentelemetry.trace import Tracer
 from pydantic import BaseModel, Field
 
-from emily.agents.checkpoints import open_checkpointer
-from emily.agents.graph import AgentDeps, TriuneLoop, _short
-from emily.agents.perception import Stimulus
+from emily.agents.checkpoints import CheckpointPool, open_checkpointer
+from emily.agents.cognition import PromptProvider, StructuredLLM, builtin_prompt
+from emily.agents.context import AgentDeps, EmbedderLike, TurnContext
+from emily.agents.errors import TurnFailedError
+from emily.agents.graph import build_graph
+from emily.agents.nodes import short
+from emily.agents.perception import Appraiser, Stimulus
 from emily.agents.state import AgentState
 from emily.agents.working_memory import WorkingMemory
 from emily.config import Settings
@@ -26,9 +39,12 @@ from emily.telemetry.logs import get_logger
 
 log = get_logger("agents.loop")
 
+Graph = CompiledStateGraph[AgentState, TurnContext, AgentState, AgentState]
 
-class AgentError(EmilyError):
-    """The loop cannot run at all (not a degraded turn: those still answer)."""
+
+def turn_slots(settings: Settings) -> int:
+    """Turns run at once: configured, else the LLM server's parallel slots."""
+    return settings.agents.max_turns_in_flight or settings.inference.server.parallel
 
 
 class TurnResult(BaseModel):
@@ -51,36 +67,38 @@ class TurnResult(BaseModel):
     posterior: dict[str, float]
     proposals: list[dict[str, Any]]
     appraisal: str | None
-    episode_id: int | None
+    prompt: str | None = Field(description="Version of the cognition prompt used, if any.")
+    episode_id: int | None = Field(description="The stored episode (None: memory is off).")
     latency_ms: float
     llm_ms: float | None
     timings: dict[str, float]
 
     @classmethod
-    def from_state(cls, values: dict[str, Any], latency_ms: float) -> TurnResult:
-        decision = values["decision"]
-        notes = list(dict.fromkeys(values.get("notes", [])))
-        cognition = values.get("cognition") or {}
-        timings = dict(values.get("timings", {}))
+    def from_state(cls, state: AgentState, latency_ms: float) -> TurnResult:
+        decision, action = state["decision"], state["action"]
+        notes = list(dict.fromkeys(state.get("notes", [])))
+        thought = state.get("cognition")
+        timings = dict(state.get("timings", {}))
         return cls(
-            thread_id=values["thread_id"],
-            turn=values["turn"],
+            thread_id=state["thread_id"],
+            turn=state["turn"],
             policy=decision["policy"],
             layer=decision["layer"],
             winner=decision["winner"]["layer"],
-            expression=values["action"]["expression"],
-            expected_outcome=values["action"]["expected_outcome"],
+            expression=action["expression"],
+            expected_outcome=action["expected_outcome"],
             degraded=bool(notes),
             degraded_reason="; ".join(notes) if notes else None,
-            affect=values["affect"]["vad"],
-            mood=values.get("mood", [0.0, 0.0, 0.0]),
-            salience=values["salience"],
+            affect=state["affect"]["vad"],
+            mood=state.get("mood", [0.0, 0.0, 0.0]),
+            salience=state["salience"],
             candidates=decision["candidates"],
             free_energy=decision["free_energy"],
             posterior=decision["posterior"],
-            proposals=decision["proposals"],
-            appraisal=cognition.get("appraisal"),
-            episode_id=values.get("episode_id"),
+            proposals=[dict(p) for p in decision["proposals"]],
+            appraisal=thought["appraisal"] if thought else None,
+            prompt=thought["prompt"] if thought else None,
+            episode_id=state.get("episode_id"),
             latency_ms=round(latency_ms, 3),
             llm_ms=timings.get("llm"),
             timings=timings,
@@ -93,22 +111,31 @@ class ThreadView(BaseModel):
     mood: list[float]
     drives: dict[str, dict[str, float]]
     pending: list[str] = Field(description="Nodes still to run (a turn interrupted by a crash).")
-    history: list[dict[str, Any]]
+    history: list[dict[str, Any]] = Field(description="Recent turns (``state.HistoryEntry``).")
 
 
 class Agent:
-    """One compiled graph over opened dependencies. Use ``async with Agent.open(settings)``."""
+    """One compiled graph over opened dependencies. Use ``async with await Agent.open(...)``."""
 
     def __init__(
-        self, settings: Settings, deps: AgentDeps, checkpointer: BaseCheckpointSaver[Any]
+        self,
+        settings: Settings,
+        deps: AgentDeps,
+        checkpointer: BaseCheckpointSaver[Any],
+        *,
+        pool: CheckpointPool | None = None,
+        appraiser: Appraiser | None = None,
+        prompt: PromptProvider = builtin_prompt,
     ) -> None:
         self.settings = settings
         self.deps = deps
         self.checkpointer = checkpointer
+        self.pool = pool
+        self.appraiser = appraiser
+        self.prompt = prompt
         self.durable = not isinstance(checkpointer, InMemorySaver)
-        self.graph = TriuneLoop(deps).build().compile(checkpointer=checkpointer)
+        self.graph: Graph = build_graph().compile(checkpointer=checkpointer)
         self._stack: AsyncExitStack | None = None
-        self.db_conn: Any = None
         self._resumed: set[str] = set()
 
     @classmethod
@@ -117,9 +144,11 @@ class Agent:
         settings: Settings,
         *,
         tracer: Tracer | None = None,
-        llm: Any = None,
-        embedder: Any = None,
+        llm: StructuredLLM | None = None,
+        embedder: EmbedderLike | None = None,
         durable: bool = True,
+        appraiser: Appraiser | None = None,
+        prompt: PromptProvider = builtin_prompt,
     ) -> Agent:
         """Open memory, embedder, LLM client, Redis and checkpoints; whatever fails is noted."""
         stack = AsyncExitStack()
@@ -135,29 +164,28 @@ class Agent:
             maxlen=cfg.broadcast_maxlen,
         )
         stack.push_async_callback(wm.close)
-        deps = AgentDeps(settings=cfg, working_memory=wm)
+        deps = AgentDeps(working_memory=wm, embedder=embedder)
         if tracer is not None:
             deps.tracer = tracer
-        deps.embedder = embedder
-        if cfg.memory_enabled:
-            await cls._open_memory(settings, deps, stack)
-        if cfg.cognition_enabled:
-            await cls._open_llm(settings, deps, stack, llm)
-        checkpointer: BaseCheckpointSaver[Any]
-        conn: Any = None
-        if durable:
-            try:
-                saver, conn = await open_checkpointer(settings)
-            except BaseException:
-                await stack.aclose()  # what was opened so far
-                raise
-            stack.push_async_callback(conn.close)
-            checkpointer = saver
-        else:
-            checkpointer = InMemorySaver()
-        agent = cls(settings, deps, checkpointer)
+        try:
+            if cfg.memory_enabled:
+                await cls._open_memory(settings, deps, stack)
+            if cfg.cognition_enabled:
+                await cls._open_llm(settings, deps, stack, llm)
+            checkpointer: BaseCheckpointSaver[Any]
+            pool: CheckpointPool | None = None
+            if durable:
+                # Each running turn holds a checkpoint connection only briefly; two spare.
+                saver, pool = await open_checkpointer(settings, max_size=turn_slots(settings) + 2)
+                stack.push_async_callback(pool.close)
+                checkpointer = saver
+            else:
+                checkpointer = InMemorySaver()
+        except BaseException:
+            await stack.aclose()  # what was opened so far
+            raise
+        agent = cls(settings, deps, checkpointer, pool=pool, appraiser=appraiser, prompt=prompt)
         agent._stack = stack
-        agent.db_conn = conn if durable else None
         return agent
 
     @staticmethod
@@ -169,22 +197,23 @@ class Agent:
             try:
                 deps.embedder = await asyncio.to_thread(create_embedder, settings)
             except Exception as exc:
-                log.warning("embedder_unavailable", error=_short(exc))
+                log.warning("embedder_unavailable", error=short(exc))
+        embedder: Any = deps.embedder  # the store needs the full Embedder; ours is one
         try:
             store = await asyncio.wait_for(
-                asyncio.to_thread(MemoryStore.open, settings, deps.embedder),  # type: ignore[arg-type]
+                asyncio.to_thread(MemoryStore.open, settings, embedder),
                 settings.agents.db_connect_timeout_s + 12,
             )
         except Exception as exc:
-            deps.memory_error = f"unavailable ({_short(exc)})"
-            log.warning("memory_unavailable", error=_short(exc))
+            deps.memory_error = f"unavailable ({short(exc)})"
+            log.warning("memory_unavailable", error=short(exc))
             return
         deps.memory = store
         stack.callback(store.close)
 
     @staticmethod
     async def _open_llm(
-        settings: Settings, deps: AgentDeps, stack: AsyncExitStack, llm: Any
+        settings: Settings, deps: AgentDeps, stack: AsyncExitStack, llm: StructuredLLM | None
     ) -> None:
         if llm is not None:
             deps.llm = llm
@@ -194,7 +223,7 @@ class Agent:
         try:
             client = InferenceClient.from_settings(settings)
         except Exception as exc:
-            deps.llm_error = f"unavailable ({_short(exc)})"
+            deps.llm_error = f"unavailable ({short(exc)})"
             return
         stack.push_async_callback(client.aclose)
         deps.llm = client
@@ -217,11 +246,13 @@ class Agent:
     async def readiness(self) -> dict[str, bool]:
         """Which dependencies answer now (each check bounded by a short timeout)."""
         timeout = self.settings.agents.redis_timeout_s * 4
+        pool = self.pool
 
         async def postgres() -> bool:
-            if self.db_conn is None:
+            if pool is None:
                 return False
-            await asyncio.wait_for(self.db_conn.execute("SELECT 1"), timeout)
+            async with pool.connection(timeout=timeout) as conn:
+                await asyncio.wait_for(conn.execute("SELECT 1"), timeout)
             return True
 
         async def llm() -> bool:
@@ -235,7 +266,10 @@ class Agent:
         if not self.settings.agents.cognition_enabled:
             checks.pop("llm").close()
         results = await asyncio.gather(*checks.values(), return_exceptions=True)
-        return {name: r is True for name, r in zip(checks, results, strict=True)}
+        ready = {name: r is True for name, r in zip(checks, results, strict=True)}
+        if self.settings.agents.memory_enabled:
+            ready["memory"] = self.deps.memory is not None
+        return ready
 
     # --- turns ------------------------------------------------------------------------------
 
@@ -243,26 +277,83 @@ class Agent:
     def config(thread_id: str) -> RunnableConfig:
         return {"configurable": {"thread_id": thread_id}}
 
-    async def step(self, thread_id: str, stimulus: Stimulus) -> TurnResult:
-        """Run one stimulus through the loop (finishing an interrupted turn first)."""
-        if thread_id not in self._resumed:
+    def context(
+        self,
+        *,
+        admitted_at: float | None = None,
+        cognition_deadline_s: float | None = None,
+        require_episode: bool = False,
+    ) -> TurnContext:
+        """The run context of one turn; its deadline counts from ``admitted_at``
+        (``time.monotonic()``, default now)."""
+        start = time.monotonic() if admitted_at is None else admitted_at
+        return TurnContext(
+            settings=self.settings.agents,
+            deps=self.deps,
+            deadline=start + self.settings.agents.loop_deadline_s,
+            cognition_deadline_s=cognition_deadline_s,
+            require_episode=require_episode,
+            appraiser=self.appraiser,
+            prompt=self.prompt,
+        )
+
+    async def _invoke(
+        self, payload: AgentState | None, thread_id: str, ctx: TurnContext
+    ) -> AgentState:
+        values = await self.graph.ainvoke(
+            payload,
+            self.config(thread_id),
+            context=ctx,
+            durability=self.settings.agents.durability,
+        )
+        return cast(AgentState, values)
+
+    async def step(
+        self,
+        thread_id: str,
+        stimulus: Stimulus,
+        *,
+        admitted_at: float | None = None,
+        cognition_deadline_s: float | None = None,
+        atomic: bool = False,
+    ) -> TurnResult:
+        """Run one stimulus through the loop. ``atomic``: see the module docstring; raises
+        ``TurnFailedError`` (saying what was stored) when the turn could not be completed."""
+        ctx = self.context(
+            admitted_at=admitted_at,
+            cognition_deadline_s=cognition_deadline_s,
+            require_episode=atomic and self.settings.agents.memory_enabled,
+        )
+        head: RunnableConfig | None = None
+        if atomic:
+            try:
+                head = await self._completed_head(thread_id)
+            except Exception as exc:
+                raise TurnFailedError(
+                    f"cannot read the thread's checkpoints ({short(exc)}); no episode was "
+                    "stored and the turn was not recorded",
+                    hint="retry the request",
+                ) from exc
+        elif thread_id not in self._resumed:
             # Once per thread and process: only a crash of an earlier process leaves a turn open.
             await self.resume(thread_id)
             self._resumed.add(thread_id)
         started = time.perf_counter()
         payload: AgentState = {
             "thread_id": thread_id,
-            "stimulus": stimulus.model_dump(mode="json", exclude_none=True),
-            "deadline_at": time.time() + self.settings.agents.loop_deadline_s,
+            "stimulus": stimulus.to_state(),
         }
-        tracer = self.deps.tracer
-        with tracer.start_as_current_span(
+        with self.deps.tracer.start_as_current_span(
             "agents.turn", attributes={"emily.thread_id": thread_id}
         ) as span:
-            values = await self.graph.ainvoke(
-                payload, self.config(thread_id), durability=self.settings.agents.durability
-            )
-            result = TurnResult.from_state(values, (time.perf_counter() - started) * 1000)
+            try:
+                values = await self._invoke(payload, thread_id, ctx)
+                result = TurnResult.from_state(values, (time.perf_counter() - started) * 1000)
+            except Exception as exc:
+                # (A cancelled turn is left as it is: the thread's next turn discards it.)
+                if not atomic:
+                    raise
+                raise await self._failed(thread_id, head, ctx, exc) from exc
             span.set_attributes(
                 {
                     "emily.turn": result.turn,
@@ -284,31 +375,74 @@ class Agent:
         )
         return result
 
-    async def resume(self, thread_id: str) -> TurnResult | None:
-        """Finish a turn a crash interrupted, from its last checkpoint; ``None`` if none was."""
+    async def _completed_head(self, thread_id: str) -> RunnableConfig | None:
+        """The checkpoint the thread's last completed turn left (``None``: a new thread),
+        putting the thread back there first if a failed or interrupted turn is pending."""
         config = self.config(thread_id)
         snapshot = await self.graph.aget_state(config)
+        if not snapshot.values:
+            return None
+        if not snapshot.next:
+            return snapshot.config
+        head: RunnableConfig | None = None
+        async for earlier in self.graph.aget_state_history(config):
+            if earlier.values and not earlier.next:
+                head = earlier.config
+                break
+        log.warning("discarding_unfinished_turn", thread_id=thread_id, pending=snapshot.next)
+        await self._restore(thread_id, head)
+        return head
+
+    async def _restore(self, thread_id: str, head: RunnableConfig | None) -> None:
+        """Make ``head`` the thread's latest checkpoint again (a copy of it: history is kept)."""
+        if head is None:
+            await self.checkpointer.adelete_thread(thread_id)
+        else:
+            await self.graph.aupdate_state(head, None, as_node="__copy__")
+
+    async def _failed(
+        self, thread_id: str, head: RunnableConfig | None, ctx: TurnContext, exc: BaseException
+    ) -> TurnFailedError:
+        """Roll the thread back to ``head`` and say what the failed turn left stored."""
+        recorded = "the turn was not recorded"
+        try:
+            await self._restore(thread_id, head)
+        except Exception as restore_exc:
+            # The next turn on this thread finds the unfinished turn and discards it then.
+            log.warning("rollback_failed", thread_id=thread_id, error=short(restore_exc))
+            recorded = "the turn was not completed (it is discarded before the thread's next turn)"
+        episode_id = ctx.receipt.episode_id
+        known = exc.message if isinstance(exc, TurnFailedError) else None
+        message = known or f"the turn failed ({short(exc)})"
+        if episode_id is not None:
+            stored = f"episode {episode_id} was stored, but {recorded}"
+        else:
+            stored = f"no episode was stored and {recorded}"
+        log.warning("turn_failed", thread_id=thread_id, error=message, episode_id=episode_id)
+        return TurnFailedError(
+            f"{message}; {stored}", episode_id=episode_id, hint="retry the request"
+        )
+
+    async def resume(self, thread_id: str) -> TurnResult | None:
+        """Finish a turn a crash interrupted, from its last checkpoint; ``None`` if none was."""
+        snapshot = await self.graph.aget_state(self.config(thread_id))
         if not snapshot.next:
             return None
         log.info("resume", thread_id=thread_id, pending=list(snapshot.next))
         started = time.perf_counter()
-        values = await self.graph.ainvoke(None, config)
+        values = await self._invoke(None, thread_id, self.context())
         return TurnResult.from_state(values, (time.perf_counter() - started) * 1000)
 
     async def thread(self, thread_id: str) -> ThreadView | None:
         snapshot = await self.graph.aget_state(self.config(thread_id))
-        values = snapshot.values
+        values = cast(AgentState, snapshot.values)
         if not values:
             return None
         return ThreadView(
             thread_id=thread_id,
             turn=values.get("turn", 0),
             mood=values.get("mood", [0.0, 0.0, 0.0]),
-            drives=values.get("drives", {}),
+            drives={name: dict(d) for name, d in values.get("drives", {}).items()},
             pending=list(snapshot.next),
-            history=values.get("history", []),
+            history=[dict(h) for h in values.get("history", [])],
         )
-
-
-def current_tracer() -> Tracer:
-    return trace.get_tracer("emily.agents")

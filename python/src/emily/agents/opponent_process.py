@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from emily.agents.state import OpponentData
+
 Array = NDArray[np.float64]
 
 
@@ -36,11 +38,11 @@ class OpponentState:
     b: tuple[float, float, float] = (0.0, 0.0, 0.0)
     gain: tuple[float, float, float] = (0.3, 0.3, 0.3)
 
-    def as_dict(self) -> dict[str, list[float]]:
-        return {"a": list(self.a), "b": list(self.b), "gain": list(self.gain)}
+    def as_dict(self) -> OpponentData:
+        return OpponentData(a=list(self.a), b=list(self.b), gain=list(self.gain))
 
     @classmethod
-    def from_dict(cls, data: dict[str, list[float]] | None) -> OpponentState:
+    def from_dict(cls, data: OpponentData | None) -> OpponentState:
         if not data:
             return cls()
         return cls(_vec3(data["a"]), _vec3(data["b"]), _vec3(data["gain"]))

@@ -2,15 +2,28 @@
 
 A stimulus is one JSON object (one line of a ``.jsonl`` file, or one API request body). Cues that
 the sender knows (``threat``, ``valence`` ...) are taken as given; the others are estimated from a
-small word list, which is crude but instant and needs nothing that can fail.
+small word list, which is crude but instant and needs nothing that can fail, unless an
+*appraiser* (a model, passed in the turn's context) estimates some of them: its values replace
+the word-list estimates, the sender's still win over both.
 """
 
 from __future__ import annotations
 
+import math
 import re
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Protocol, cast
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from emily.agents.state import StimulusData
+from emily.jsonio import text_problem
+
+# Cues in [0, 1] and the stimulus's own affective tone in [-1, 1]: the keys of ``features``.
+UNIT_CUES = ("threat", "social", "novelty", "reward")
+VAD = ("valence", "arousal", "dominance")
+CUES = (*UNIT_CUES, *VAD)
 
 LEXICON: dict[str, frozenset[str]] = {
     "threat": frozenset(
@@ -159,9 +172,13 @@ _WORD = re.compile(r"[a-z']+")
 
 
 class Stimulus(BaseModel):
-    """One stimulus. Only ``text`` is required; cue values override the word-list estimates."""
+    """One stimulus. Only ``text`` is required; cue values override the word-list estimates.
 
-    model_config = ConfigDict(extra="forbid")
+    Everything that would fail later (PostgreSQL refuses NUL and lone surrogates, JSON has no
+    NaN, an offset at the calendar's edge overflows once converted to UTC) is refused here, so
+    a bad stimulus is a validation error naming its field, never a failed turn."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     text: str = Field(min_length=1, max_length=4000, description="What happened.")
     at: AwareDatetime | None = Field(default=None, description="When (default: now).")
@@ -174,18 +191,65 @@ class Stimulus(BaseModel):
     arousal: float | None = Field(default=None, ge=-1.0, le=1.0)
     dominance: float | None = Field(default=None, ge=-1.0, le=1.0)
 
+    @field_validator("text", "source")
+    @classmethod
+    def _storable(cls, value: str) -> str:
+        reason = text_problem(value)
+        if reason:
+            raise ValueError(reason)
+        return value
+
+    @field_validator("at")
+    @classmethod
+    def _representable(cls, value: datetime | None) -> datetime | None:
+        if value is not None:
+            try:
+                value.astimezone(UTC)
+            except (OverflowError, ValueError):
+                raise ValueError(
+                    "is outside the representable calendar once converted to UTC"
+                ) from None
+        return value
+
+    def to_state(self) -> StimulusData:
+        """The checkpointed form: JSON values, unset cues left out."""
+        return cast(StimulusData, self.model_dump(mode="json", exclude_none=True))
+
+
+class Appraiser(Protocol):
+    """A model's estimate of some cues (any of ``CUES``) from the text and its embedding.
+
+    Called in a worker thread under the turn's time budget; what it returns is checked (known
+    names, finite, in range) and anything wrong is a degraded note, never a failed turn."""
+
+    def __call__(self, text: str, embedding: Sequence[float] | None) -> Mapping[str, float]: ...
+
+
+def checked_appraisal(values: Mapping[str, float]) -> dict[str, float]:
+    """The appraiser's answer as cues, or ``ValueError`` saying what is wrong with it."""
+    cues: dict[str, float] = {}
+    for name, value in values.items():
+        if name not in CUES:
+            raise ValueError(f"unknown cue {name!r}")
+        number = float(value)
+        low = 0.0 if name in UNIT_CUES else -1.0
+        if not math.isfinite(number) or not low <= number <= 1.0:
+            raise ValueError(f"{name} = {number!r} is outside [{low:g}, 1]")
+        cues[name] = number
+    return cues
+
 
 def _score(words: list[str], lexicon: frozenset[str]) -> float:
     hits = sum(1 for w in words if w in lexicon)
     return min(1.0, 0.45 * hits)
 
 
-def features(stimulus: Stimulus) -> dict[str, float]:
-    """Cues in ``[0, 1]`` (threat, social, novelty, reward) and V/A/D in ``[-1, 1]``."""
+def features(stimulus: Stimulus, appraised: Mapping[str, float] | None = None) -> dict[str, float]:
+    """Cues in ``[0, 1]`` (threat, social, novelty, reward) and V/A/D in ``[-1, 1]``: given by
+    the sender, else appraised (``checked_appraisal``), else from the word list."""
+    appraised = appraised or {}
     words = _WORD.findall(stimulus.text.lower())
-    cues = {
-        name: _score(words, LEXICON[name]) for name in ("threat", "social", "novelty", "reward")
-    }
+    cues = {name: appraised.get(name, _score(words, LEXICON[name])) for name in UNIT_CUES}
     for name in cues:
         given = getattr(stimulus, name)
         if given is not None:
@@ -197,7 +261,12 @@ def features(stimulus: Stimulus) -> dict[str, float]:
     vad = {"valence": valence, "arousal": arousal, "dominance": dominance}
     for name in vad:
         given = getattr(stimulus, name)
-        vad[name] = float(given) if given is not None else max(-1.0, min(1.0, vad[name]))
+        if given is not None:
+            vad[name] = float(given)
+        elif name in appraised:
+            vad[name] = appraised[name]
+        else:
+            vad[name] = max(-1.0, min(1.0, vad[name]))
     return {**cues, **vad}
 
 

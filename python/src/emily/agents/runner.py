@@ -2,46 +2,46 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
 from emily.agents.loop import Agent, TurnResult
 from emily.agents.perception import Stimulus
 from emily.errors import EmilyError
+from emily.jsonio import read_json_lines
+from emily.memory.window import Window
 
 
 class StimulusFileError(EmilyError):
     """A stimulus file is missing or has a malformed line."""
 
 
-def parse_stimulus(line: str, row: int) -> Stimulus:
-    try:
-        raw = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise StimulusFileError(f"not JSON: {exc.msg}", row=row) from exc
+def parse_stimulus(raw: Any, row: int, window: Window | None = None) -> Stimulus:
+    """One parsed JSON line as a stimulus (a bare string is shorthand for ``{"text": ...}``);
+    ``at`` must lie inside ``window`` when one is given (the episode could not be stored)."""
     if isinstance(raw, str):
         raw = {"text": raw}
     try:
-        return Stimulus.model_validate(raw)
+        stimulus = Stimulus.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "stimulus"
         raise StimulusFileError(first["msg"], field=field, row=row) from exc
+    if window is not None and stimulus.at is not None:
+        problem = window.problem(stimulus.at)
+        if problem is not None:
+            raise StimulusFileError(problem, field="at", row=row)
+    return stimulus
 
 
-def load_stimuli(path: Path) -> list[Stimulus]:
-    """One stimulus per non-blank line; errors name the line (1-based)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise StimulusFileError(f"cannot read {path}: {exc.strerror}", field="stimuli") from exc
+def load_stimuli(path: Path, window: Window | None = None) -> list[Stimulus]:
+    """One stimulus per non-blank line; every error names the line (1-based)."""
     stimuli = [
-        parse_stimulus(line, row)
-        for row, line in enumerate(text.splitlines(), start=1)
-        if line.strip()
+        parse_stimulus(raw, row, window)
+        for row, raw in read_json_lines(path, StimulusFileError, field="stimulus")
     ]
     if not stimuli:
         raise StimulusFileError(f"{path} holds no stimuli", field="stimuli")

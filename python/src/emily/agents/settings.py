@@ -48,7 +48,16 @@ class AgentsSettings(BaseModel):
         description="PostgreSQL schema of LangGraph's checkpoint tables.",
     )
     db_connect_timeout_s: int = Field(
-        default=3, ge=1, description="Connect timeout to PostgreSQL for checkpoints."
+        default=3,
+        ge=1,
+        description="Connect timeout to PostgreSQL for checkpoints; also how long a turn waits "
+        "for a pooled checkpoint connection before it fails (503).",
+    )
+    db_reconnect_timeout_s: int = Field(
+        default=300,
+        ge=1,
+        description="How long the checkpoint pool keeps trying to reconnect after PostgreSQL "
+        "went away before it reports the failure (it still reconnects on demand afterwards).",
     )
     precision: float = Field(
         default=4.0, gt=0, description="Policy precision (inverse temperature) over -EFE."
@@ -62,5 +71,30 @@ class AgentsSettings(BaseModel):
     api_host: str = Field(default="127.0.0.1", description="`emily agents serve` bind address.")
     api_port: int = Field(default=8765, ge=1, le=65535, description="`emily agents serve` port.")
     api_token: SecretStr | None = Field(
-        default=None, description="Bearer token of the API (required by `emily agents serve`)."
+        default=None,
+        description="Bearer token of the API (required, non-empty, by `emily agents serve`).",
+    )
+    api_max_body_bytes: int = Field(
+        default=65_536,
+        ge=1024,
+        description="Largest request body the API reads; larger ones get 413 before parsing "
+        "or authentication.",
+    )
+    max_turns_in_flight: int | None = Field(
+        default=None,
+        ge=1,
+        description="Turns the API runs at once (default: inference.server.parallel, the LLM "
+        "server's slots); more wait, up to max_turns_waiting.",
+    )
+    max_turns_waiting: int | None = Field(
+        default=None,
+        ge=0,
+        description="Requests the API holds waiting for a slot or for their thread beyond the "
+        "running ones (default: max_turns_in_flight); beyond: 429 with Retry-After.",
+    )
+    thread_queue: int = Field(
+        default=4,
+        ge=0,
+        description="Requests that may wait for one thread's running turn (served in arrival "
+        "order); beyond: 409 with Retry-After.",
     )

@@ -8,7 +8,8 @@ prior ``E(π)`` of the reported policy posterior.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from emily.agents.active_inference import (
     all_free_energies,
     policy_posterior,
 )
+from emily.agents.state import Decision, ProposalData
 
 LAYERS = ("instinct", "affect", "cognition")
 
@@ -36,6 +38,21 @@ class Proposal:
         u = min(1.0, max(0.0, self.urgency))
         return c * u * weights.get(self.layer, 1.0)
 
+    def data(self) -> ProposalData:
+        return ProposalData(
+            layer=self.layer,
+            policy=self.policy,
+            confidence=self.confidence,
+            urgency=self.urgency,
+            rationale=self.rationale,
+        )
+
+    @classmethod
+    def of(cls, data: ProposalData) -> Proposal:
+        return cls(
+            data["layer"], data["policy"], data["confidence"], data["urgency"], data["rationale"]
+        )
+
 
 @dataclass(frozen=True)
 class WorkspaceDecision:
@@ -48,8 +65,19 @@ class WorkspaceDecision:
     posterior: dict[str, float]
     predicted_outcomes: dict[str, float] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+    def data(self, proposals: Sequence[Proposal]) -> Decision:
+        """The checkpointable form, with every proposal that was weighed."""
+        return Decision(
+            policy=self.policy,
+            layer=self.layer,
+            winner=self.winner.data(),
+            saliences=list(self.saliences),
+            candidates=list(self.candidates),
+            free_energy={k: dict(v) for k, v in self.free_energy.items()},
+            posterior=dict(self.posterior),
+            predicted_outcomes=dict(self.predicted_outcomes),
+            proposals=[p.data() for p in proposals],
+        )
 
 
 def compete(

@@ -61,10 +61,13 @@ def run(
     """Run a file of stimuli through the loop, one turn per line."""
     from emily.agents.loop import Agent, TurnResult
     from emily.agents.runner import load_stimuli, run_stimuli
+    from emily.memory.window import accepted_window
     from emily.telemetry.tracing import setup_tracing, shutdown_tracing
 
     settings = _with_cognition(settings_of(ctx), cognition)
-    items = load_stimuli(stimuli)
+    # Episodes outside the accepted occurred_at window could not be stored: refuse the line.
+    window = accepted_window(settings.database) if settings.agents.memory_enabled else None
+    items = load_stimuli(stimuli, window)
     thread_id = thread or f"run-{uuid.uuid4().hex[:12]}"
     table = Table("turn", "policy", "layer", "affect (V/A/D)", "ms", "degraded", title=thread_id)
 
@@ -130,11 +133,33 @@ def bench(
         str | None,
         typer.Option("--otlp", help="Traced arm exports here (OTLP/HTTP); default in-memory."),
     ] = None,
+    load: Annotated[
+        int | None,
+        typer.Option(
+            "--load",
+            min=1,
+            help="Instead: N concurrent POST /v1/episodes against the served API, then every "
+            "answer checked against the stored episodes.",
+        ),
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option("--threads", min=1, help="With --load: threads to spread over (default N)."),
+    ] = None,
 ) -> None:
-    """Loop latency, overhead excluding the LLM, and tracing on vs off, in one run."""
+    """Loop latency, overhead excluding the LLM, and tracing on vs off, in one run; or, with
+    --load, the service under N concurrent requests (statuses, stored rows, deadline)."""
+    settings = settings_of(ctx)
+    if load is not None:
+        from emily.agents.loadbench import run_load
+
+        with _progress() as progress:
+            progress.add_task(f"{load} concurrent turns", total=None)
+            report = asyncio.run(run_load(settings, load, threads=threads))
+        _emit(report, out)
+        return
     from emily.agents.bench import run_bench
 
-    settings = settings_of(ctx)
     if not settings.agents.cognition_enabled:
         raise ConfigError(
             "the bench measures the loop with the LLM", field="EMILY_AGENTS__COGNITION_ENABLED"
@@ -154,6 +179,10 @@ def bench(
                 progress=lambda done: progress.update(task, completed=done),
             )
         )
+    _emit(report, out)
+
+
+def _emit(report: dict[str, object], out: Path | None) -> None:
     text = json.dumps(report, indent=2)
     if out is not None:
         out.write_text(text + "\n", encoding="utf-8")

@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -197,19 +196,11 @@ def run_searches(store: Any, console: Console, k: int = 3) -> list[SearchRow]:
 
 
 # -- the scripted day ----------------------------------------------------------------------------
-@contextmanager
-def _cognition_deadline(settings: Settings, seconds: float | None) -> Iterator[None]:
-    """The loop reads its deadlines from ``settings.agents`` at every turn; a demo copy of the
-    settings is changed for one turn to force a degraded decision on purpose."""
-    if seconds is None:
-        yield
-        return
-    previous = settings.agents.cognition_deadline_s
-    settings.agents.cognition_deadline_s = seconds
-    try:
-        yield
-    finally:
-        settings.agents.cognition_deadline_s = previous
+def _cognition_deadline(event: DayEvent) -> float | None:
+    """The cognition budget of the event's turn: a tight one forces a degraded decision on
+    purpose; ``None`` keeps the configured one. Passed with that one turn (its run context),
+    never written into the shared settings."""
+    return TIGHT_COGNITION_DEADLINE_S if event.tight_deadline else None
 
 
 async def run_day(
@@ -223,19 +214,18 @@ async def run_day(
     from emily.agents.loop import Agent
     from emily.agents.perception import Stimulus
 
-    demo_settings = settings.model_copy(deep=True)
     day = demo_day()
     thread_id = f"demo-{day:%Y%m%d}-{uuid.uuid4().hex[:6]}"
     records: list[LoopRecord] = []
-    agent = await Agent.open(demo_settings)
+    agent = await Agent.open(settings)
     try:
         with _progress(console) as progress:
             task = progress.add_task("living through the day", total=len(events))
             for index, event in enumerate(events, start=1):
                 stimulus = Stimulus.model_validate(stimulus_payload(event, day))
-                tight = TIGHT_COGNITION_DEADLINE_S if event.tight_deadline else None
-                with _cognition_deadline(demo_settings, tight):
-                    result = await agent.step(thread_id, stimulus)
+                result = await agent.step(
+                    thread_id, stimulus, cognition_deadline_s=_cognition_deadline(event)
+                )
                 vad = [max(-1.0, min(1.0, float(v))) for v in result.affect]
                 record = LoopRecord(
                     index=index,

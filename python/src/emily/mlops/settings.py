@@ -1,6 +1,8 @@
-"""Settings of the MLflow tracking server."""
+"""Settings of the MLflow tracking server and of the model lifecycle (pipeline, registry)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from pydantic import BaseModel, Field, SecretStr
 
@@ -36,4 +38,44 @@ class MlflowSettings(BaseModel):
         default=240.0,
         gt=0,
         description="First start migrates MLflow's schema; that takes a while on small machines.",
+    )
+
+
+class MlopsSettings(BaseModel):
+    """The appraisal model's lifecycle: DVC pipeline, MLflow experiment, registry governance."""
+
+    pipeline_dir: Path | None = Field(
+        default=None,
+        description="Checkout's pipeline/ (dvc.yaml). Unset: the repository this code runs from.",
+    )
+    dvc_remote_url: str | None = Field(
+        default=None,
+        description="DVC remote (s3://bucket/path, /srv/dvc). Unset: <state_dir>/dvc-remote.",
+    )
+    experiment: str = Field(
+        default="emily-appraisal", min_length=1, description="MLflow experiment of training runs."
+    )
+    model_name: str = Field(
+        default="emily-appraisal", min_length=1, description="Registered model of the appraiser."
+    )
+    prompt_name: str = Field(
+        default="emily-cognition", min_length=1, description="Prompt registry name (cognition)."
+    )
+    prompt_alias: str = Field(
+        default="production", min_length=1, description="Alias the agent loads its prompt by."
+    )
+    approved_by: str | None = Field(
+        default=None, description="Who approves promotions when --approved-by is not given."
+    )
+    promote_alpha: float = Field(
+        default=0.05, gt=0, lt=0.5, description="Significance level of the promotion test."
+    )
+    bootstrap_samples: int = Field(
+        default=2000, ge=100, le=100_000, description="Paired-bootstrap resamples (promotion)."
+    )
+    appraisal_refresh_s: float = Field(
+        default=30.0, gt=0, description="How often the loop checks whether the champion moved."
+    )
+    appraisal_timeout_s: float = Field(
+        default=20.0, gt=0, description="Loading the champion gives up after this (fallback)."
     )
