@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from emily.config import Settings
-from emily.memory.bench import BenchReport, run_benchmark
+from emily.memory.bench.models import BenchReport
+from emily.memory.bench.runner import run_benchmark
 from emily.stack.manager import Stack
 
 N, DIM, NQ = 2000, 32, 100
@@ -34,5 +35,4 @@ def f16_report(
         efs=(10, 200),
         clients=(1, 2),
         exact_queries=40,
-        progress=False,
     )

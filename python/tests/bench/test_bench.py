@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from emily.config import Settings
-from emily.memory.bench import BenchReport, run_benchmark
+from emily.memory.bench.models import BenchReport
+from emily.memory.bench.runner import run_benchmark
 from emily.stack.manager import Stack
 
 from .conftest import DIM, NQ, N
@@ -86,7 +87,6 @@ def test_float32_l2_with_vector_storage(
         m=8,
         ef_construction=32,
         engines=["pgvector-hnsw", "pgvector-exact"],
-        progress=False,
     )
     builds = {b.engine: b for b in report.builds}
     assert builds["pgvector-hnsw"].opclass == "vector_l2_ops"
@@ -115,7 +115,6 @@ def test_binary_quantization_improves_with_rerank(
             m=8,
             ef_construction=32,
             engines=["pgvector-hnsw"],
-            progress=False,
         )
         assert report.builds[0].opclass == "bit_hamming_ops"
         assert report.results[0].rerank == rerank

@@ -9,7 +9,9 @@ import pytest
 
 from emily.config import Settings
 from emily.errors import EmilyError
-from emily.memory.bench import BenchConfigError, BenchInputError, load_matrix, run_benchmark
+from emily.memory.bench.data import load_matrix
+from emily.memory.bench.errors import BenchConfigError, BenchInputError
+from emily.memory.bench.runner import run_benchmark
 
 
 def _save(tmp_path: Path, name: str, array: np.ndarray) -> Path:
@@ -84,7 +86,6 @@ def test_dimension_mismatch_names_queries(settings: Settings) -> None:
             np.ones((3, 5), dtype=np.float32),
             metric="l2",
             names=("b.npy", "q.npy"),
-            progress=False,
         )
     assert info.value.field == "q.npy"
 
@@ -97,7 +98,6 @@ def test_k_larger_than_base(settings: Settings) -> None:
             np.ones((3, 4), dtype=np.float32),
             metric="l2",
             names=("b.npy", "q.npy"),
-            progress=False,
         )
     assert info.value.field == "b.npy"
     with pytest.raises(BenchInputError, match="at least 1"):
@@ -126,7 +126,6 @@ def test_bad_options(settings: Settings, options: dict[str, object], field: str)
             np.ones((20, 4), dtype=np.float32),
             np.ones((3, 4), dtype=np.float32),
             metric="cosine",
-            progress=False,
             **options,  # type: ignore[arg-type]
         )
     assert info.value.field == field

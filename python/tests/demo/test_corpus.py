@@ -17,8 +17,8 @@ from emily.demo.corpus import (
     spread_times,
     write_jsonl,
 )
-from emily.memory.embedding import create_embedder
-from emily.memory.models import validate_episode
+from emily.memory.embedding.factory import create_embedder
+from emily.memory.models import EpisodeLimits, validate_episode
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 
@@ -81,7 +81,9 @@ def test_corpus_lines_are_valid_ingest_lines(
 ) -> None:
     db = settings.database
     for row, raw in enumerate(corpus, start=1):
-        episode = validate_episode(raw, row=row, dim=db.embedding_dim, max_chars=4000)
+        episode = validate_episode(
+            raw, row=row, limits=EpisodeLimits(dim=db.embedding_dim, max_chars=4000)
+        )
         assert episode.occurred_at.utcoffset() is not None
         assert episode.context["source"] == "wordnet"
         assert len(episode.embedding or []) == db.embedding_dim
@@ -108,7 +110,7 @@ def test_corpus_is_deterministic(corpus: list[dict[str, object]], settings: Sett
 
 
 def test_labels_order_clear_cases(settings: Settings) -> None:
-    from emily.demo.corpus import label_affect
+    from emily.mlops.appraisal.anchors import label_affect
 
     embed = create_embedder(settings).embed
     texts = [

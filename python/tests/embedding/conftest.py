@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from emily.config import Settings, load_settings
-from emily.memory.embedding import OnnxMiniLMEmbedder, create_embedder
+from emily.memory.embedding.factory import create_embedder
+from emily.memory.embedding.onnx_minilm import OnnxMiniLMEmbedder
 
 
 @pytest.fixture(scope="session")

@@ -11,9 +11,10 @@ import pytest
 
 from emily.config import Settings, load_settings
 from emily.errors import ConfigError
-from emily.memory.embedding import EmbedderError, OnnxMiniLMEmbedder, create_embedder
+from emily.memory.embedding.base import EmbedderError
+from emily.memory.embedding.factory import create_embedder
 from emily.memory.embedding.graph import BertConfig, build_model
-from emily.memory.embedding.onnx_minilm import ensure_onnx_model
+from emily.memory.embedding.onnx_minilm import OnnxMiniLMEmbedder, ensure_onnx_model
 
 FIELD = "EMILY_EMBEDDER__MODEL_DIR"
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from emily.config import Settings
-from emily.memory.embedding import Embedder, OnnxMiniLMEmbedder
+from emily.memory.embedding.base import Embedder
+from emily.memory.embedding.onnx_minilm import OnnxMiniLMEmbedder
 
 REFERENCE = Path(__file__).resolve().parents[1] / "data" / "minilm_reference.npz"
 

@@ -1,8 +1,11 @@
-"""The OpenAI-compatible client against a real HTTP server started here.
+"""The OpenAI-compatible client against a fault-injection server started here.
 
 The server is a small FastAPI app serving ``/v1/embeddings`` with our ONNX embedder, run by
 uvicorn in a thread on a free port. A few model names make it misbehave the way broken or
-mismatched servers do, so the client's error paths run against real HTTP responses.
+mismatched servers do (and it answers out of order, as the spec allows), so the client's
+error paths run against real HTTP responses that no real server produces on demand. The
+client against a real server, llama-server with ``--embeddings``, is
+``test_llama_server_embedder.py``.
 """
 
 from __future__ import annotations
@@ -16,18 +19,17 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 import uvicorn
-from fastapi import FastAPI, HTTPException, Response
+from fastapi import FastAPI, Header, HTTPException, Response
 from pydantic import BaseModel
 
 from emily.config import Settings, load_settings
 from emily.errors import ConfigError
-from emily.memory.embedding import (
-    Embedder,
-    EmbedderError,
-    OnnxMiniLMEmbedder,
-    OpenAICompatibleEmbedder,
-    create_embedder,
-)
+from emily.memory.embedding.base import Embedder, EmbedderError
+from emily.memory.embedding.factory import create_embedder
+from emily.memory.embedding.onnx_minilm import OnnxMiniLMEmbedder
+from emily.memory.embedding.openai_compat import OpenAICompatibleEmbedder
+
+KEY = "sk-test"
 
 
 class EmbeddingRequest(BaseModel):
@@ -39,11 +41,17 @@ class EmbeddingRequest(BaseModel):
 def make_app(embedder: OnnxMiniLMEmbedder) -> FastAPI:
     app = FastAPI()
     app.state.requests = []
+    app.state.auth = []
 
     @app.post("/v1/embeddings")
-    def embeddings(request: EmbeddingRequest) -> Response:
+    def embeddings(
+        request: EmbeddingRequest, authorization: str | None = Header(default=None)
+    ) -> Response:
         texts = [request.input] if isinstance(request.input, str) else request.input
         app.state.requests.append(len(texts))
+        app.state.auth.append(authorization)
+        if request.model == "keyed" and authorization != f"Bearer {KEY}":
+            raise HTTPException(status_code=401, detail="Invalid API Key")
         if request.model == "broken":
             raise HTTPException(status_code=503, detail="model is loading")
         vectors = embedder.embed(texts).astype(np.float64)
@@ -106,23 +114,40 @@ def openai_settings(base: Settings, base_url: str | None, **embedder: object) ->
     )
 
 
-def test_matches_local_embedder_over_http(
+def test_batches_and_reorders_against_fault_injection_server(
     server: tuple[str, FastAPI], embedder_settings: Settings, onnx_embedder: OnnxMiniLMEmbedder
 ) -> None:
     base_url, app = server
-    remote = create_embedder(openai_settings(embedder_settings, base_url, api_key="sk-test"))
+    remote = create_embedder(openai_settings(embedder_settings, base_url, api_key=KEY))
     assert isinstance(remote, OpenAICompatibleEmbedder)
     assert isinstance(remote, Embedder)
     assert remote.dim == 384
     assert remote.name == "all-MiniLM-L6-v2"
-    assert base_url in repr(remote)
+    assert base_url in repr(remote) and KEY not in repr(remote)
     texts = [f"memory number {i} about the garden" for i in range(10)]
     app.state.requests.clear()
+    app.state.auth.clear()
     vectors = remote.embed(texts)
     assert app.state.requests == [4, 4, 2]  # batch_size 4
+    assert app.state.auth == [f"Bearer {KEY}"] * 3  # EMILY_EMBEDDER__API_KEY is sent
     assert vectors.dtype == np.float32
+    # The server answers each batch in reverse order: rows must come back in input order.
     assert np.abs(vectors - onnx_embedder.embed(texts)).max() <= 1e-6
     assert remote.embed([]).shape == (0, 384)
+
+
+def test_refused_key_is_typed(server: tuple[str, FastAPI], embedder_settings: Settings) -> None:
+    wrong = create_embedder(
+        openai_settings(embedder_settings, server[0], api_key="wrong", model="keyed")
+    )
+    with pytest.raises(EmbedderError, match="HTTP 401") as info:
+        wrong.embed(["hello"])
+    assert info.value.field == "EMILY_EMBEDDER__BASE_URL"
+    assert "wrong" not in str(info.value)
+    keyed = create_embedder(
+        openai_settings(embedder_settings, server[0], api_key=KEY, model="keyed")
+    )
+    assert keyed.embed(["hello"]).shape == (1, 384)
 
 
 def test_dimension_discovered_from_server(server: tuple[str, FastAPI]) -> None:

@@ -10,18 +10,11 @@ import openai
 from emily.inference.breaker import BreakerState, CircuitBreaker
 from emily.inference.retry import backoff_s, is_retryable
 from emily.inference.settings import RetrySettings
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.inference.clock import ManualClock
 
 
 def test_breaker_opens_half_opens_and_closes() -> None:
-    clock = Clock()
+    clock = ManualClock()
     breaker = CircuitBreaker(failure_threshold=2, reset_timeout_s=5.0, clock=clock)
     assert breaker.allow() and breaker.state is BreakerState.CLOSED
     breaker.record_failure()
@@ -43,7 +36,7 @@ def test_breaker_opens_half_opens_and_closes() -> None:
 
 
 def test_released_trial_allows_another() -> None:
-    clock = Clock()
+    clock = ManualClock()
     breaker = CircuitBreaker(failure_threshold=1, reset_timeout_s=1.0, clock=clock)
     breaker.record_failure()
     clock.now += 1.0

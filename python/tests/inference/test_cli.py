@@ -120,9 +120,25 @@ def test_doctor_reports_machine_and_rules(llm_server: LlmServer) -> None:
     assert report["llama_server"]["ok"] and report["model"]["ok"]
     assert {v["backend"] for v in report["backends"]} == {"sglang", "llama-cpp"}
     assert report["inference_health"] == {"local": True}
+    assert report["inference_key_accepted"] == {"local": True}  # doctor sends the local key
     llm = next(s for s in report["services"] if s["name"] == "llm")
     assert llm["healthy"]
     code, out, _ = _run(llm_server, "doctor")
     assert code == 0 and "llama-cpp" in out
+    assert "inference backend local (key accepted)" in out
     code, out, _ = _run(llm_server, "doctor", "--rules-json")
-    assert out == rules_json()
+    assert code == 0 and out == rules_json()
+
+
+def test_doctor_reports_a_refused_key(llm_server: LlmServer) -> None:
+    backends = [{"name": "wrong", "base_url": llm_server.base_url, "api_key": "not-the-key"}]
+    result = CliRunner().invoke(
+        app,
+        ["--state-dir", str(llm_server.settings.state_dir), "doctor", "--json"],
+        env={"EMILY_INFERENCE__BACKENDS": json.dumps(backends)},
+    )
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["inference_health"] == {"wrong": True}  # /health is public
+    assert report["inference_key_accepted"] == {"wrong": False}
+    assert "not-the-key" not in result.stdout

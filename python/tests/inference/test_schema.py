@@ -50,7 +50,24 @@ def test_sglang_form_is_openai_json_schema() -> None:
     assert fmt["type"] == "json_schema"
     assert fmt["json_schema"]["name"] == "my_schema_"
     assert fmt["json_schema"]["schema"] == document
-    json.dumps(fmt)
+    assert fmt["json_schema"]["strict"] is True
+    # The body goes over the wire as JSON: it must survive a round trip unchanged.
+    assert json.loads(json.dumps(fmt)) == fmt
+
+
+def test_supported_string_format_is_kept_for_both_servers() -> None:
+    document = json_schema_of(Event)
+    assert document["properties"]["day"] == {"format": "date", "title": "Day", "type": "string"}
+    llama = response_format(document, "llama-cpp", "Event")["schema"]["properties"]["day"]
+    sglang = response_format(document, "sglang", "Event")["json_schema"]["schema"]
+    assert llama["format"] == "date" and sglang["properties"]["day"]["format"] == "date"
+
+
+def test_empty_name_falls_back() -> None:
+    fmt = response_format(json_schema_of(Event), "sglang", "")
+    assert fmt["json_schema"]["name"] == "schema"
+    long_name = response_format(json_schema_of(Event), "sglang", "x" * 100)
+    assert long_name["json_schema"]["name"] == "x" * 64
 
 
 @pytest.mark.parametrize(
@@ -99,10 +116,18 @@ def test_rejections(document: dict[str, Any], message: str) -> None:
         check_json_schema(document)
 
 
-def test_enum_and_defaults_are_not_walked() -> None:
-    check_json_schema(
-        {"type": "object", "properties": {"a": {"enum": [{"not": 1}], "default": {"if": 2}}}}
-    )
+def test_enum_and_defaults_are_values_not_schemas() -> None:
+    # `not` and `if` inside enum/default are data: accepted there and sent unchanged ...
+    document = {
+        "type": "object",
+        "properties": {"a": {"enum": [{"not": 1}], "default": {"if": 2}}},
+    }
+    assert check_json_schema(document) is None
+    sent = response_format(document, "llama-cpp", "A")["schema"]["properties"]["a"]
+    assert sent == {"enum": [{"not": 1}], "default": {"if": 2}}
+    # ... while the same keyword as a schema keyword is refused.
+    with pytest.raises(InvalidSchemaError, match="'not'"):
+        check_json_schema({"type": "object", "properties": {"a": {"not": {"enum": [1]}}}})
 
 
 def test_model_without_json_schema() -> None:

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import psycopg
 import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from pydantic import SecretStr
 
 from emily.config import Settings
+from emily.locator import Endpoints
 from emily.memory.migrations import migrate
 from emily.memory.store import MemoryStore
 from emily.stack.manager import Stack
@@ -31,10 +37,18 @@ def store(migrated: Settings) -> Iterator[MemoryStore]:
         yield opened
 
 
+def widened(settings: Settings, past_days: int) -> Settings:
+    """The same settings with an accepted window reaching ``past_days`` back (tests that need
+    very old months: the default window refuses them)."""
+    database = settings.database.model_copy(update={"occurred_at_past_days": past_days})
+    return settings.model_copy(update={"database": database})
+
+
 def unit_vectors(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
     matrix = rng.standard_normal((n, dim)).astype(np.float32)
     norms: np.ndarray = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return matrix / norms
+    unit: np.ndarray = matrix / norms
+    return unit
 
 
 def make_episodes(
@@ -61,3 +75,41 @@ def make_episodes(
         }
         for i in range(n)
     ]
+
+
+def in_database(dsn: str, dbname: str) -> str:
+    params = conninfo_to_dict(dsn)
+    params["dbname"] = dbname
+    return make_conninfo("", **params)
+
+
+@contextmanager
+def fresh_database(settings: Settings, endpoints: Endpoints) -> Iterator[Settings]:
+    """An empty database on the session's server, and settings (external-DSN mode, as a
+    deployment would configure them) that point at it; dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(endpoints.postgres_admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    database = settings.database.model_copy(
+        update={
+            "dsn": SecretStr(in_database(endpoints.postgres_dsn, name)),
+            "admin_dsn": SecretStr(in_database(endpoints.postgres_admin_dsn, name)),
+        }
+    )
+    try:
+        yield settings.model_copy(update={"database": database})
+    finally:
+        with psycopg.connect(endpoints.postgres_admin_dsn, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def cli_env(settings: Settings) -> dict[str, str]:
+    """Environment that points `emily` at ``settings``' database (for CliRunner.invoke)."""
+    db = settings.database
+    assert db.dsn is not None and db.admin_dsn is not None
+    return {
+        "EMILY_DATABASE__DSN": db.dsn.get_secret_value(),
+        "EMILY_DATABASE__ADMIN_DSN": db.admin_dsn.get_secret_value(),
+    }

@@ -13,7 +13,7 @@ from emily.cli import app
 from emily.config import Settings
 from emily.locator import Endpoints
 from emily.memory.store import MemoryStore
-from tests.memory.conftest import make_episodes
+from tests.memory.conftest import cli_env, fresh_database, make_episodes
 
 
 def _run(settings: Settings, *args: str) -> tuple[int, str]:
@@ -149,3 +149,39 @@ def test_cli_errors_are_one_line_and_exit_1(
     code, out = _run(migrated, *args)
     assert code == 1
     assert "error:" in out and message in out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["stats"],
+        ["stats", "--json"],
+        ["maintain"],
+        ["search", "--mode=affective", "--affect=0,0,0"],
+        ["add", "x", "--valence=0", "--arousal=0", "--dominance=0"],
+        ["ingest", "{file}"],
+    ],
+    ids=["stats", "stats-json", "maintain", "search", "add", "ingest"],
+)
+def test_commands_on_a_database_without_schema_say_so_in_one_line(
+    migrated: Settings, endpoints: Endpoints, tmp_path: Path, args: list[str]
+) -> None:
+    valid = tmp_path / "one.jsonl"
+    valid.write_text(json.dumps(make_episodes(np.random.default_rng(1), 1, 384)[0], default=str))
+    with fresh_database(migrated, endpoints) as empty:
+        result = CliRunner().invoke(
+            app,
+            [
+                "--state-dir",
+                str(empty.state_dir),
+                "memory",
+                *[a.replace("{file}", str(valid)) for a in args],
+            ],
+            env=cli_env(empty),
+        )
+    assert result.exit_code == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [
+        "error: the episodic memory schema does not exist "
+        "(run `emily memory migrate` (or `emily up`, which migrates))"
+    ], result.output

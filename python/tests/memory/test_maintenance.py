@@ -10,7 +10,7 @@ from emily.locator import Endpoints
 from emily.memory import maintenance
 from emily.memory.migrations import TABLE
 from emily.memory.store import MemoryStore
-from tests.memory.conftest import make_episodes
+from tests.memory.conftest import make_episodes, widened
 
 DIM = 384
 
@@ -52,7 +52,9 @@ def test_stats_report_rows_sizes_and_partitions(store: MemoryStore, migrated: Se
 def test_retention_drops_only_old_partitions(store: MemoryStore, migrated: Settings) -> None:
     old = make_episodes(np.random.default_rng(8), 3, DIM, start=datetime(1999, 6, 2, tzinfo=UTC))
     recent = make_episodes(np.random.default_rng(9), 2, DIM)
-    store.add_many(old + recent)
+    # 1999 is outside the default accepted window: only a store told otherwise may write it.
+    with MemoryStore(widened(migrated, past_days=366 * 30)) as wide:
+        wide.add_many(old + recent)
     before = store.count()
     # 12 * 25 months back is 25 years ago: only the 1990s partitions are that old.
     dropped = maintenance.apply_retention(migrated, months=12 * 25)
@@ -68,16 +70,45 @@ def test_retention_cutoff_arithmetic() -> None:
     assert maintenance.retention_cutoff(14, date(2026, 3, 1)) == date(2025, 1, 1)
 
 
-def test_reindex_vacuum_and_partitions_ahead(store: MemoryStore, migrated: Settings) -> None:
+def _maintained_since(endpoints: Endpoints, since: datetime) -> dict[str, tuple[bool, bool]]:
+    """Per partition: (vacuumed since, analyzed since), from the statistics views."""
+    with psycopg.connect(endpoints.postgres_admin_dsn) as conn:
+        return {
+            r[0]: (r[1] is not None and r[1] >= since, r[2] is not None and r[2] >= since)
+            for r in conn.execute(
+                "SELECT s.relname, s.last_vacuum, s.last_analyze FROM pg_inherits i"
+                " JOIN pg_stat_user_tables s ON s.relid = i.inhrelid"
+                " WHERE i.inhparent = 'episodic_memories'::regclass"
+            )
+        }
+
+
+def test_reindex_vacuum_and_partitions_ahead(
+    store: MemoryStore, migrated: Settings, endpoints: Endpoints
+) -> None:
     store.add_many(make_episodes(np.random.default_rng(10), 3, DIM))
     names = maintenance.reindex(migrated)
     assert names and all(name.endswith("_hnsw") for name in names)
     assert set(names) == set(maintenance.hnsw_indexes(migrated))
+    with psycopg.connect(endpoints.postgres_admin_dsn) as conn:
+        started = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
+    assert not all(analyzed for _, analyzed in _maintained_since(endpoints, started).values())
     maintenance.vacuum_analyze(migrated)
+    maintained = _maintained_since(endpoints, started)
+    # Every partition was vacuumed and analyzed by this call (not only the parent).
+    assert maintained and all(v and a for v, a in maintained.values()), maintained
+    later = (datetime.now(UTC).date().replace(day=1) + timedelta(days=5 * 31)).replace(day=1)
+    # The default window reaches 31 days ahead: partitions ahead stop inside it ...
     ahead = maintenance.ensure_partitions_ahead(migrated, ahead=5)
-    next_month = (datetime.now(UTC).date().replace(day=1) + timedelta(days=32)).replace(day=1)
+    assert 1 <= len(ahead) <= 2
+    assert f"{TABLE}_y{later.year}m{later.month:02d}" not in ahead
+    # ... and a wider window lets them reach further.
+    wide = migrated.model_copy(
+        update={"database": migrated.database.model_copy(update={"occurred_at_future_days": 200})}
+    )
+    ahead = maintenance.ensure_partitions_ahead(wide, ahead=5)
     assert len(ahead) == 6
-    assert f"{TABLE}_y{next_month.year}m{next_month.month:02d}" in ahead
+    assert f"{TABLE}_y{later.year}m{later.month:02d}" in ahead
     results = store.search(mode="affective", affect=[0, 0, 0], k=5)
     assert len(results) == 5
 

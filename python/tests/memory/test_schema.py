@@ -5,7 +5,7 @@ import pytest
 
 from emily.config import Settings
 from emily.locator import Endpoints
-from emily.memory.migrations import MIGRATIONS, TABLE, migrate, months_ahead
+from emily.memory.migrations import MIGRATIONS, TABLE, migrate, months_ahead, partitions_ahead
 
 
 def test_migrate_twice_is_idempotent(migrated: Settings, endpoints: Endpoints) -> None:
@@ -24,10 +24,7 @@ def test_migrate_twice_is_idempotent(migrated: Settings, endpoints: Endpoints) -
 
 
 def test_partitions_created_ahead_with_indexes(migrated: Settings, endpoints: Endpoints) -> None:
-    expected = [
-        f"{TABLE}_y{m.year:04d}m{m.month:02d}"
-        for m in months_ahead(migrated.database.partitions_ahead)
-    ]
+    expected = [f"{TABLE}_y{m.year:04d}m{m.month:02d}" for m in partitions_ahead(migrated)]
     with psycopg.connect(endpoints.postgres_admin_dsn) as conn:
         children = {
             r[0]
@@ -120,3 +117,57 @@ def test_dimension_mismatch_is_refused(migrated: Settings) -> None:
     )
     with pytest.raises(SchemaMismatchError, match=r"halfvec\(384\).*halfvec\(16\)"):
         migrate(other)
+
+
+def test_migration_3_adds_the_key_and_folds_earlier_duplicates(
+    migrated: Settings, endpoints: Endpoints
+) -> None:
+    """A database from before the idempotency key (versions 1-2), holding a file ingested
+    twice: the store refuses the old schema in one line; migrating keeps one copy of each."""
+    from psycopg import sql as psql
+
+    from emily.memory.errors import MemoryStoreError
+    from emily.memory.store import MemoryStore
+    from tests.memory.conftest import fresh_database
+
+    with fresh_database(migrated, endpoints) as old:
+        admin = old.database.admin_dsn
+        assert admin is not None
+        with psycopg.connect(admin.get_secret_value()) as conn:
+            conn.execute(
+                "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            for migration in MIGRATIONS[:2]:
+                for statement in migration.statements(old):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                    (migration.version, migration.name),
+                )
+            conn.execute(
+                psql.SQL(
+                    "CREATE TABLE {} PARTITION OF episodic_memories"
+                    " FOR VALUES FROM ('2026-01-01') TO ('2026-02-01')"
+                ).format(psql.Identifier(f"{TABLE}_y2026m01"))
+            )
+            rows = [("twice", "2026-01-05T10:00:00+00"), ("once", "2026-01-06T10:00:00+00")]
+            for content, at in [rows[0], rows[0], rows[1]]:
+                conn.execute(
+                    "INSERT INTO episodic_memories (occurred_at, content, affect, context)"
+                    " VALUES (%s, %s, '[0,0,0]', '{\"k\": 1}')",
+                    (at, content),
+                )
+        migrate(old)  # grants for the app role (versions 1-2 exist, so only 3 is new) ...
+        with psycopg.connect(admin.get_secret_value()) as conn:
+            conn.execute("DELETE FROM schema_migrations WHERE version = 3")
+        with pytest.raises(MemoryStoreError, match="at version 2, this release needs 3"):
+            MemoryStore.open(old)
+        with psycopg.connect(admin.get_secret_value()) as conn:
+            conn.execute("INSERT INTO schema_migrations (version, name) VALUES (3, 'x')")
+            contents = sorted(r[0] for r in conn.execute("SELECT content FROM episodic_memories"))
+            keys = conn.execute(
+                "SELECT count(DISTINCT idempotency_key) FROM episodic_memories"
+            ).fetchone()
+    assert contents == ["once", "twice"]
+    assert keys == (2,)

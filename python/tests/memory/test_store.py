@@ -198,7 +198,7 @@ def test_store_without_schema_or_stack_fails_clearly(tmp_path: Any) -> None:
 
 
 text_st = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+    alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\x00"),
     min_size=1,
     max_size=200,
 ).filter(lambda s: s.strip() != "")

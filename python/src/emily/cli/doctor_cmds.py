@@ -12,6 +12,7 @@ from rich.table import Table
 
 from emily.cli.context import settings_of
 from emily.errors import EmilyError
+from emily.ui import escape
 
 if TYPE_CHECKING:
     from emily.config import Settings
@@ -26,11 +27,12 @@ def _found(find: Any, settings: Settings) -> dict[str, Any]:
         return {"ok": False, "error": str(exc)}
 
 
-async def _backend_health(settings: Settings) -> dict[str, bool]:
+async def _backend_checks(settings: Settings) -> tuple[dict[str, bool], dict[str, bool | None]]:
+    """Per backend: does ``/health`` answer, and does the server accept our API key."""
     from emily.inference.client import InferenceClient
 
     async with InferenceClient.from_settings(settings) as client:
-        return await client.health()
+        return await client.health(), await client.key_checks()
 
 
 def diagnose(settings: Settings) -> dict[str, Any]:
@@ -40,6 +42,7 @@ def diagnose(settings: Settings) -> dict[str, Any]:
 
     gpus, cuda, why_none = probe_gpus()
     first = gpus[0] if gpus else None
+    health, keys = asyncio.run(_backend_checks(settings))
     verdicts = backend_support(
         first.compute_capability if first else None, first.name if first else "this GPU"
     )
@@ -52,7 +55,8 @@ def diagnose(settings: Settings) -> dict[str, Any]:
         "llama_server": _found(find_server_bin, settings),
         "model": _found(find_model, settings),
         "services": [s.model_dump(mode="json") for s in Stack(settings).status()],
-        "inference_health": asyncio.run(_backend_health(settings)),
+        "inference_health": health,
+        "inference_key_accepted": keys,
     }
 
 
@@ -66,7 +70,7 @@ def _show(report: dict[str, Any]) -> None:
                 f"CUDA {report['cuda_version'] or '?'}"
             )
     else:
-        console.print(f"GPU: none ({report['gpu_note']})")
+        console.print(f"GPU: none ({escape(str(report['gpu_note']))})", highlight=False)
     flags = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in report["cpu_flags"].items())
     console.print(f"CPU: {flags}")
     table = Table("backend", "can run", "why", title="Backends on this machine")
@@ -77,12 +81,17 @@ def _show(report: dict[str, Any]) -> None:
     for label, key in (("llama-server", "llama_server"), ("model", "model")):
         item = report[key]
         mark = "[green]✓[/]" if item["ok"] else "[red]✗[/]"
-        console.print(f"{mark} {label}: {item.get('path') or item.get('error')}", highlight=False)
+        detail = escape(str(item.get("path") or item.get("error")))
+        console.print(f"{mark} {label}: {detail}", highlight=False)
     for service in report["services"]:
         mark = "[green]●[/]" if service["healthy"] else "[red]○[/]"
-        console.print(f"{mark} service {service['name']}: {service['url'] or 'not started'}")
+        where = escape(service["url"] or "not started")
+        console.print(f"{mark} service {service['name']}: {where}", highlight=False)
     for name, ok in report["inference_health"].items():
-        console.print(f"{'[green]●[/]' if ok else '[red]○[/]'} inference backend {name}")
+        accepted = report["inference_key_accepted"].get(name)
+        key = {True: "key accepted", False: "key refused", None: "unreachable"}[accepted]
+        mark = "[green]●[/]" if ok and accepted else "[red]○[/]"
+        console.print(f"{mark} inference backend {escape(name)} ({key})")
 
 
 def _emit(report: dict[str, Any], as_json: bool) -> None:

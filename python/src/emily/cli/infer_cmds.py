@@ -115,6 +115,14 @@ def bench(
         list[str] | None,
         typer.Option("--url", help="OpenAI base URL (repeatable). Default: configured chain."),
     ] = None,
+    api_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--api-key-file",
+            help="File holding the bearer key for --url (default: the local stack's key for "
+            "its own URL).",
+        ),
+    ] = None,
     concurrency: Annotated[str, typer.Option("--concurrency")] = "1,4,8",
     requests: Annotated[int, typer.Option("--requests", min=0, help="Chats per level.")] = 16,
     prompt_tokens: Annotated[int, typer.Option("--prompt-tokens", min=8)] = 100,
@@ -131,6 +139,7 @@ def bench(
 
     config = BenchConfig(
         urls=url or [],
+        api_key_file=api_key_file,
         concurrency=list(parse_ints(concurrency, "concurrency", minimum=1)),
         requests=requests,
         prompt_tokens=prompt_tokens,

@@ -19,12 +19,37 @@ from emily.memory.bench.defaults import (
     Metric,
     Quantization,
 )
-from emily.ui import parse_ints
+from emily.ui import escape, parse_ints, progress
 
 if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
     from emily.memory.bench.models import BenchReport
 
 console = Console()
+
+
+class RichSteps:
+    """The benchmark's progress as one Rich bar on stderr (``emily.memory.bench.steps.Steps``)."""
+
+    def __init__(self, target: Console) -> None:
+        self._bar: Progress = progress(target)
+        self._task: TaskID | None = None
+
+    def begin(self, total: int) -> None:
+        self._task = self._bar.add_task("preparing", total=total)
+        self._bar.start()
+
+    def phase(self, text: str) -> None:
+        if self._task is not None:
+            self._bar.update(self._task, description=escape(text))
+
+    def step(self) -> None:
+        if self._task is not None:
+            self._bar.advance(self._task)
+
+    def end(self) -> None:
+        self._bar.stop()
 
 
 def render_table(report: BenchReport) -> Table:
@@ -45,7 +70,7 @@ def render_table(report: BenchReport) -> Table:
     )
     for r in report.results:
         table.add_row(
-            r.engine,
+            r.engine,  # one of ENGINES, never user text
             "-" if r.ef is None else str(r.ef),
             str(r.clients),
             f"[green]{r.recall:.4f}[/]" if r.recall >= 0.99 else f"{r.recall:.4f}",
@@ -125,7 +150,7 @@ def bench(
         m=m,
         ef_construction=ef_construction,
         engines=[e.strip() for e in engines.split(",") if e.strip()],
-        progress=True,
+        steps=RichSteps(Console(stderr=True)),
         exact_queries=exact_queries,
         names=(str(base), str(queries)),
     )
@@ -134,4 +159,4 @@ def bench(
     json_out.write_text(report.model_dump_json(indent=1), encoding="utf-8")
     png = plot(report, plot_out or json_out.with_suffix(".png"))
     console.print(render_table(report))
-    console.print(f"wrote {json_out} and {png}")
+    console.print(f"wrote {escape(str(json_out))} and {escape(str(png))}")

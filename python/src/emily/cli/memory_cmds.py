@@ -13,12 +13,13 @@ from rich.table import Table
 
 from emily.cli import memory_bench_cmds
 from emily.cli.context import settings_of, sub_app
+from emily.errors import EmilyError
 from emily.memory.errors import InvalidEpisodeError
 from emily.ui import escape, progress
 
 if TYPE_CHECKING:
     from emily.config import Settings
-    from emily.memory.models import SearchResult
+    from emily.memory.models import EpisodeLimits, SearchResult
 
 console = Console()
 err_console = Console(stderr=True)
@@ -44,12 +45,16 @@ def _parse_time(value: str | None, field: str) -> datetime | None:
 
 
 def _parse_json_object(value: str | None, field: str) -> dict[str, Any] | None:
+    from emily.jsonio import loads_bounded
+
     if value is None:
         return None
     try:
-        parsed = json.loads(value)
+        parsed = loads_bounded(value)
     except json.JSONDecodeError as exc:
         raise InvalidEpisodeError(f"malformed JSON: {exc.msg}", field=field) from exc
+    except ValueError as exc:  # nested too deeply, or an integer too long to convert
+        raise InvalidEpisodeError(str(exc), field=field) from exc
     if not isinstance(parsed, dict):
         raise InvalidEpisodeError("must be a JSON object", field=field)
     return parsed
@@ -88,10 +93,10 @@ def add(
     console.print(f"added episode {new_id}")
 
 
-def _count_valid(path: Path, settings: Settings) -> int:
+def _count_valid(path: Path, limits: EpisodeLimits) -> int:
     from emily.memory.jsonl import read_episodes
 
-    return sum(1 for _ in read_episodes(path, settings))
+    return sum(1 for _ in read_episodes(path, limits))
 
 
 @app.command()
@@ -101,45 +106,71 @@ def ingest(
     batch_size: Annotated[int, typer.Option(min=1, help="Episodes per atomic batch.")] = 500,
 ) -> None:
     """Load episodes from JSONL. The whole file is validated first (an error names the line and
-    nothing is written); then each batch is written atomically."""
+    nothing is written); then each batch is written atomically. Episodes already stored are
+    skipped, so a file can be ingested again (after a failure, say) without duplicates."""
     from emily.memory.jsonl import read_episodes
-    from emily.memory.models import Episode
+    from emily.memory.models import Episode, EpisodeLimits
     from emily.memory.store import MemoryStore
 
     settings = _settings(ctx)
-    total = _count_valid(file, settings)
-    written = batches = 0
-    with (
-        MemoryStore(settings) as store,
-        progress(err_console) as bar,
-    ):
-        task = bar.add_task("ingest", total=total)
-        batch: list[Episode] = []
-        first_line = 1
+    # Validation needs no database: a bad file fails fast, before anything is opened.
+    total = _count_valid(file, EpisodeLimits.of(settings.database))
+    written = new = batches = 0
+    committed_through = 0  # the last line of the last committed batch
+    try:
+        # Opened before the bar starts: a missing schema is then one line, not a bar and a line.
+        with MemoryStore.open(settings) as store, progress(err_console) as bar:
+            task = bar.add_task("ingest", total=total)
+            batch: list[Episode] = []
+            lines: list[int] = []
 
-        def flush() -> None:
-            nonlocal written, batches, batch
-            store.add_many(batch, batch_row_offset=first_line)
-            written += len(batch)
-            batches += 1
-            # One line per acknowledged (committed) batch, so callers can tell what is durable.
-            console.print(f"committed batch {batches}: {len(batch)} rows, {written} total")
-            bar.advance(task, len(batch))
-            batch = []
+            def flush() -> None:
+                nonlocal written, new, batches, committed_through
+                result = store.add_batch(batch, batch_row_offset=lines[0])
+                written += len(batch)
+                new += result.new_count
+                batches += 1
+                committed_through = lines[-1]
+                # One line per committed batch, so a caller can tell exactly what is durable.
+                console.print(
+                    f"committed batch {batches}: lines {lines[0]}-{lines[-1]}, "
+                    f"{result.new_count} new, {result.present_count} already present "
+                    f"({written} of {total})"
+                )
+                bar.advance(task, len(batch))
+                batch.clear()
+                lines.clear()
 
-        for lineno, episode in read_episodes(file, settings):
-            if not batch:
-                first_line = lineno
-            batch.append(episode)
-            if len(batch) >= batch_size:
+            for lineno, episode in read_episodes(file, EpisodeLimits.of(settings.database)):
+                batch.append(episode)
+                lines.append(lineno)
+                if len(batch) >= batch_size:
+                    flush()
+            if batch:
                 flush()
-        if batch:
-            flush()
-    console.print(f"ingested {written} episodes in {batches} batches")
+    except EmilyError as exc:
+        if not committed_through:
+            raise
+        raise type(exc)(
+            exc.message,
+            field=exc.field,
+            row=exc.row,
+            hint=f"lines 1-{committed_through} are committed; ingesting the file again skips "
+            "them, so fix the cause and re-run",
+        ) from exc
+    console.print(
+        f"ingested {written} episodes in {batches} batches: "
+        f"{new} new, {written - new} already present"
+    )
 
 
 def _result_row(result: SearchResult) -> dict[str, Any]:
-    return result.model_dump(mode="json")
+    from emily.memory.rendering import clip_depth
+
+    # The store clips stored contexts already; clipping again keeps any SearchResult printable.
+    row = result.model_dump(mode="json", exclude={"context"})
+    row["context"] = clip_depth(result.context)
+    return row
 
 
 @app.command()
@@ -156,6 +187,7 @@ def search(
     min_valence: Annotated[float | None, typer.Option(help="Lowest valence.")] = None,
     max_valence: Annotated[float | None, typer.Option(help="Highest valence.")] = None,
     min_arousal: Annotated[float | None, typer.Option(help="Lowest arousal.")] = None,
+    max_arousal: Annotated[float | None, typer.Option(help="Highest arousal.")] = None,
     context: Annotated[str | None, typer.Option(help="JSON object the context contains.")] = None,
     semantic_weight: Annotated[float, typer.Option(help="Hybrid weight of meaning.")] = 0.7,
     ef_search: Annotated[int | None, typer.Option(help="hnsw.ef_search for this query.")] = None,
@@ -184,6 +216,7 @@ def search(
             min_valence=min_valence,
             max_valence=max_valence,
             min_arousal=min_arousal,
+            max_arousal=max_arousal,
             context=_parse_json_object(context, "context"),
             semantic_weight=semantic_weight,
             ef_search=ef_search,
@@ -217,7 +250,11 @@ def stats(
     table = Table("partition", "rows", "table", "indexes", "dead")
     for p in result.partitions:
         table.add_row(
-            p.name, str(p.rows), _size(p.table_bytes), _size(p.index_bytes), str(p.dead_rows)
+            escape(p.name),
+            str(p.rows),
+            _size(p.table_bytes),
+            _size(p.index_bytes),
+            str(p.dead_rows),
         )
     console.print(table)
     console.print(
@@ -248,11 +285,11 @@ def maintain(
 
     settings = _settings(ctx)
     created = maintenance.ensure_partitions_ahead(settings)
-    console.print(f"partitions ahead: {', '.join(created)}")
+    console.print(f"partitions ahead: {escape(', '.join(created))}")
     dropped = maintenance.apply_retention(settings, retention_months)
-    console.print(f"dropped partitions: {', '.join(dropped) or 'none'}")
+    console.print(f"dropped partitions: {escape(', '.join(dropped)) or 'none'}")
     if reindex:
-        console.print(f"reindexed: {', '.join(maintenance.reindex(settings)) or 'none'}")
+        console.print(f"reindexed: {escape(', '.join(maintenance.reindex(settings))) or 'none'}")
     maintenance.vacuum_analyze(settings)
     console.print("vacuum analyze done")
 
@@ -265,7 +302,7 @@ def backup(
     from emily.memory import backup as backup_mod
 
     written = backup_mod.backup(_settings(ctx), path)
-    console.print(f"backup written to {written}")
+    console.print(f"backup written to {escape(str(written))}")
 
 
 @app.command()
@@ -280,7 +317,7 @@ def restore(
     from emily.memory import backup as backup_mod
 
     target = backup_mod.restore(_settings(ctx), path, into)
-    console.print(f"restored into database {target}")
+    console.print(f"restored into database {escape(target)}")
 
 
 memory_bench_cmds.add_to(app)

@@ -27,6 +27,8 @@ import numpy as np
 import numpy.typing as npt
 
 from emily.errors import EmilyError
+from emily.jsonio import read_json_lines
+from emily.mlops.appraisal.anchors import label_affect
 
 WORDNET_DIR = Path("/usr/share/wordnet")
 POS_FILES = {"n": "data.noun", "v": "data.verb", "a": "data.adj", "r": "data.adv"}
@@ -34,101 +36,6 @@ POS_NAMES = {"n": "noun", "v": "verb", "a": "adjective", "s": "adjective", "r": 
 MAX_GLOSS_CHARS = 400
 MIN_GLOSS_CHARS = 20
 
-# Seed words of each pole; short, common and unambiguous so the anchor is not dominated by one
-# sense. Order: (positive pole, negative pole).
-SEEDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "valence": (
-        (
-            "joy",
-            "love",
-            "happiness",
-            "delight",
-            "pleasure",
-            "kindness",
-            "beauty",
-            "success",
-            "comfort",
-            "hope",
-            "gratitude",
-            "peace",
-        ),
-        (
-            "grief",
-            "hatred",
-            "misery",
-            "pain",
-            "disgust",
-            "cruelty",
-            "ugliness",
-            "failure",
-            "suffering",
-            "despair",
-            "fear",
-            "death",
-        ),
-    ),
-    "arousal": (
-        (
-            "excitement",
-            "rage",
-            "panic",
-            "thrill",
-            "frenzy",
-            "alarm",
-            "explosion",
-            "passion",
-            "ecstasy",
-            "terror",
-            "urgency",
-            "fury",
-        ),
-        (
-            "calm",
-            "sleep",
-            "rest",
-            "boredom",
-            "stillness",
-            "quiet",
-            "relaxation",
-            "drowsiness",
-            "serenity",
-            "idleness",
-            "silence",
-            "tranquility",
-        ),
-    ),
-    "dominance": (
-        (
-            "power",
-            "control",
-            "authority",
-            "command",
-            "victory",
-            "strength",
-            "leadership",
-            "mastery",
-            "confidence",
-            "domination",
-            "ruler",
-            "influence",
-        ),
-        (
-            "weakness",
-            "submission",
-            "obedience",
-            "helplessness",
-            "defeat",
-            "surrender",
-            "dependence",
-            "servant",
-            "vulnerability",
-            "powerlessness",
-            "captive",
-            "timidity",
-        ),
-    ),
-}
-DIMENSIONS = ("valence", "arousal", "dominance")
 
 Embed = Callable[[Sequence[str]], npt.NDArray[np.float32]]
 
@@ -198,32 +105,6 @@ def select_synsets(synsets: Sequence[Synset], size: int) -> list[Synset]:
     return ranked[:size]
 
 
-def _unit(vector: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    norm = float(np.linalg.norm(vector))
-    if norm == 0.0:
-        raise CorpusError("seed poles coincide; cannot build an anchor direction")
-    return vector / norm
-
-
-def label_affect(embed: Embed, embeddings: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
-    """``(n, 3)`` valence/arousal/dominance in [-1, 1] from anchor-direction projections."""
-    if len(embeddings) == 0:
-        return np.zeros((0, 3))
-    columns = []
-    for dimension in DIMENSIONS:
-        positive, negative = SEEDS[dimension]
-        pos_mean = embed(list(positive)).astype(np.float64).mean(axis=0)
-        neg_mean = embed(list(negative)).astype(np.float64).mean(axis=0)
-        direction = _unit(pos_mean - neg_mean)
-        projected = embeddings.astype(np.float64) @ direction
-        # Centred on the corpus median: a typical gloss is neutral. The poles' midpoint would
-        # put most of WordNet on one side (the seed lists are more extreme than any gloss).
-        centred = projected - float(np.median(projected))
-        scale = float(np.percentile(np.abs(centred), 95))
-        columns.append(np.clip(centred / scale if scale > 0 else centred, -1.0, 1.0))
-    return np.stack(columns, axis=1)
-
-
 def spread_times(keys: Sequence[str], now: datetime, days: int) -> list[datetime]:
     """Deterministic timestamps over the ``days`` before ``now`` (several monthly partitions)."""
     if now.tzinfo is None:
@@ -291,11 +172,4 @@ def write_jsonl(episodes: Sequence[dict[str, Any]], path: Path) -> Path:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    episodes = []
-    with path.open(encoding="utf-8") as handle:
-        for row, line in enumerate(handle, start=1):
-            try:
-                episodes.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise CorpusError(f"malformed JSON: {exc.msg}", field="line", row=row) from exc
-    return episodes
+    return [value for _, value in read_json_lines(path, CorpusError)]

@@ -1,8 +1,14 @@
-"""One backend of the chain: where it is, what kind of server it is, its OpenAI client and its
-circuit breaker."""
+"""One backend of the chain: where it is, what kind of server it is, its API key, its OpenAI
+client and its circuit breaker.
+
+Every request to a backend carries its key: the SDK's requests (chat, streams, completions,
+``/v1/models``) through the client's ``api_key``, our own probes (``/props``, ``/health``)
+through ``auth_headers``. The local stack's llama-server refuses requests without it."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import httpx2
@@ -11,11 +17,15 @@ import openai
 from emily import locator
 from emily.errors import StackNotRunningError
 from emily.inference.breaker import CircuitBreaker
-from emily.inference.errors import BackendUnavailable
+from emily.inference.errors import ApiKeyRefusedError, BackendUnavailable
 from emily.inference.settings import BackendSettings
 
 if TYPE_CHECKING:
     from emily.config import Settings
+
+# The SDK insists on a key; servers without auth ignore the header.
+NO_KEY = "none"
+PROBE_TIMEOUT_S = 5.0
 
 
 def server_root(base_url: str) -> str:
@@ -25,7 +35,12 @@ def server_root(base_url: str) -> str:
 
 class Backend:
     def __init__(
-        self, config: BackendSettings, settings: Settings, http_client: httpx2.AsyncClient
+        self,
+        config: BackendSettings,
+        settings: Settings,
+        http_client: httpx2.AsyncClient,
+        *,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.name = config.name
@@ -34,10 +49,16 @@ class Backend:
         self.breaker = CircuitBreaker(
             settings.inference.breaker.failure_threshold,
             settings.inference.breaker.reset_timeout_s,
+            clock=clock,
         )
-        self._clients: dict[str, openai.AsyncOpenAI] = {}
+        self._clients: dict[tuple[str, str], openai.AsyncOpenAI] = {}
         self._kind: str | None = None if config.kind == "auto" else config.kind
         self._model: str | None = config.model
+
+    @property
+    def is_local(self) -> bool:
+        """The local stack's llama-server (no ``base_url`` configured)."""
+        return self.config.base_url is None
 
     def base_url(self) -> str:
         """Configured URL, else the local stack's (re-read each time: a restart may move it)."""
@@ -48,11 +69,24 @@ class Backend:
         except StackNotRunningError as exc:
             raise BackendUnavailable(exc.message, field=self.name, hint=exc.hint) from exc
 
+    def api_key(self) -> str | None:
+        """The configured key; for the local stack's server, the key it was started with."""
+        if self.config.api_key is not None:
+            return self.config.api_key.get_secret_value()
+        if self.is_local:
+            return locator.llm_api_key(self._settings)
+        return None
+
+    def key_hint(self) -> str:
+        if self.is_local:
+            return "the local key is <state_dir>/secrets/llm-api-key: is this the same state dir?"
+        return f"set api_key for backend '{self.name}' in EMILY_INFERENCE__BACKENDS"
+
     def client(self) -> openai.AsyncOpenAI:
-        url = self.base_url()
-        found = self._clients.get(url)
+        url, key = self.base_url(), self.api_key() or NO_KEY
+        # Keyed by the key too: a client made before the stack started must not keep "none".
+        found = self._clients.get((url, key))
         if found is None:
-            key = self.api_key() or "none"
             found = openai.AsyncOpenAI(
                 base_url=url,
                 api_key=key,
@@ -60,38 +94,36 @@ class Backend:
                 max_retries=0,  # retries, backoff and fallback are ours
                 http_client=self._http,
             )
-            self._clients[url] = found
+            self._clients[(url, key)] = found
         return found
 
-    def _headers(self) -> dict[str, str]:
+    def auth_headers(self) -> dict[str, str]:
         key = self.api_key()
         return {} if key is None else {"Authorization": f"Bearer {key}"}
 
-    def api_key(self) -> str | None:
-        """The configured key; for the local stack's server, the key it was started with."""
-        if self.config.api_key is not None:
-            return self.config.api_key.get_secret_value()
-        if self.config.base_url is None:
-            return locator.llm_api_key(self._settings)
-        return None
-
-    async def _get_ok(self, path: str) -> bool:
-        url = server_root(self.base_url()) + path
+    async def _status(self, url: str) -> int | None:
+        """HTTP status of ``GET url`` with our key; None when the server cannot be reached."""
         try:
-            response = await self._http.get(url, headers=self._headers(), timeout=5.0)
+            response = await self._http.get(
+                url, headers=self.auth_headers(), timeout=PROBE_TIMEOUT_S
+            )
         except httpx2.HTTPError:
-            return False
-        return response.status_code == 200
+            return None
+        return response.status_code
 
     async def kind(self) -> str:
         """llama-cpp or sglang: configured, else detected once (llama.cpp serves /props, SGLang
         /get_model_info or /server_info). Unknown servers get the OpenAI ``json_schema`` form,
-        which is SGLang's."""
+        which is SGLang's. A refused key is an error, not a reason to guess the other kind."""
         if self._kind is None:
-            if await self._get_ok("/props"):
-                self._kind = "llama-cpp"
-            else:
-                self._kind = "sglang"
+            status = await self._status(server_root(self.base_url()) + "/props")
+            if status in (401, 403):
+                raise ApiKeyRefusedError(
+                    f"the server refused the API key (HTTP {status}) on /props",
+                    field=self.name,
+                    hint=self.key_hint(),
+                )
+            self._kind = "llama-cpp" if status == 200 else "sglang"
         return self._kind
 
     async def model(self) -> str:
@@ -104,6 +136,15 @@ class Backend:
     async def healthy(self) -> bool:
         """``/health`` (llama.cpp, SGLang) answering 200; no breaker involvement."""
         try:
-            return await self._get_ok("/health")
+            return await self._status(server_root(self.base_url()) + "/health") == 200
         except BackendUnavailable:
             return False
+
+    async def key_accepted(self) -> bool | None:
+        """Does ``<base_url>/models`` (behind the key on llama-server) answer 200 with our
+        key? None when the server cannot be reached; False when it answers anything else."""
+        try:
+            status = await self._status(self.base_url() + "/models")
+        except BackendUnavailable:
+            return None
+        return None if status is None else status == 200

@@ -20,7 +20,9 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field, SecretStr
 
+from emily import locator
 from emily.config import Settings
+from emily.errors import ConfigError, StackNotRunningError
 from emily.inference.client import InferenceClient
 from emily.inference.errors import InferenceError
 from emily.inference.hardware import cpu_flags
@@ -80,6 +82,11 @@ Progress = Callable[[int], None]
 
 class BenchConfig(BaseModel):
     urls: list[str] = Field(default_factory=list, description="Empty: the configured backends.")
+    api_key_file: Path | None = Field(
+        default=None,
+        description="Bearer key for `urls`, read from this file (never from the command line). "
+        "Unset: the local stack's key for its own URL, none for others.",
+    )
     concurrency: list[int] = Field(default_factory=lambda: [1, 4, 8])
     requests: int = Field(default=16, ge=0)
     prompt_tokens: int = Field(default=100, ge=8)
@@ -247,6 +254,26 @@ async def bench_backend(
     return rows
 
 
+def url_key(settings: Settings, url: str, key_file: Path | None) -> str | None:
+    """The key to send to ``url``: from ``key_file`` if given; for the local stack's own
+    llama-server (``--url`` copied from ``emily status``) the key it was started with."""
+    if key_file is not None:
+        try:
+            key = key_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read the API key file {key_file}: {exc.strerror}", field="--api-key-file"
+            ) from exc
+        if not key:
+            raise ConfigError(f"the API key file {key_file} is empty", field="--api-key-file")
+        return key
+    try:
+        local = locator.llm_base_url(settings)
+    except StackNotRunningError:
+        return None
+    return locator.llm_api_key(settings) if local == url.rstrip("/") else None
+
+
 def bench_settings(settings: Settings, config: BenchConfig) -> Settings:
     """The chain to measure: ``urls`` if given, else the configured backends; either way one
     try per request, the bench deadline as HTTP timeout and a breaker that never opens. The
@@ -255,7 +282,12 @@ def bench_settings(settings: Settings, config: BenchConfig) -> Settings:
     backends = inference["backends"]
     if config.urls:
         backends = [
-            {"name": f"url{i}", "kind": "auto", "base_url": url}
+            {
+                "name": f"url{i}",
+                "kind": "auto",
+                "base_url": url,
+                "api_key": url_key(settings, url, config.api_key_file),
+            }
             for i, url in enumerate(config.urls)
         ]
     for backend in backends:
@@ -285,7 +317,7 @@ async def run_bench(
     return {
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "duration_s": round(time.time() - started, 1),
-        "config": config.model_dump(),
+        "config": config.model_dump(mode="json"),
         "machine": machine(),
         "results": results,
     }

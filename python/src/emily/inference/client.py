@@ -22,54 +22,52 @@ from emily.config import Settings
 from emily.errors import ConfigError
 from emily.inference.backends import Backend
 from emily.inference.errors import (
+    ApiKeyRefusedError,
     BackendUnavailable,
     CircuitOpen,
     DeadlineExceeded,
     InferenceError,
     InvalidStructuredOutput,
 )
+from emily.inference.generation import (
+    GenerationRequest,
+    Opened,
+    chat_messages,
+    read_answer,
+    read_stream,
+    stream_pieces,
+)
 from emily.inference.retry import backoff_s, is_retryable
 from emily.inference.schema import json_schema_of, response_format
-from emily.inference.types import ChatResult, Messages, StructuredResult, T, TokenUsage
+from emily.inference.types import ChatResult, Messages, StructuredResult, T
 from emily.telemetry.logs import get_logger
 
 log = get_logger("inference")
 R = TypeVar("R")
 
 
-def _server_ms(extra: dict[str, Any] | None) -> float | None:
-    """llama-server adds ``timings`` (prompt_ms + predicted_ms) to each answer."""
-    timings = (extra or {}).get("timings")
-    if not isinstance(timings, dict):
-        return None
-    try:
-        return float(timings.get("prompt_ms", 0.0)) + float(timings.get("predicted_ms", 0.0))
-    except (TypeError, ValueError):
-        return None
-
-
-def _usage(usage: Any) -> TokenUsage:
-    if usage is None:
-        return TokenUsage()
-    return TokenUsage(
-        prompt_tokens=usage.prompt_tokens or 0, completion_tokens=usage.completion_tokens or 0
-    )
-
-
-def _messages(messages: Messages) -> list[Any]:
-    out = []
-    for index, message in enumerate(messages):
-        role, content = message.get("role"), message.get("content")
-        if not isinstance(role, str) or not isinstance(content, str):
-            raise ConfigError("each message needs string 'role' and 'content'", row=index)
-        out.append({"role": role, "content": content})
-    if not out:
-        raise ConfigError("at least one message is needed", field="messages")
-    return out
+def rejection(exc: openai.APIError, backend: Backend) -> InferenceError:
+    """The typed error for a request the server refused (not worth retrying)."""
+    status = exc.status_code if isinstance(exc, openai.APIStatusError) else None
+    if status in (401, 403):
+        # Not a fallback case: a wrong key is a configuration error to fix, not an outage.
+        return ApiKeyRefusedError(
+            f"the server refused the API key (HTTP {status}): {exc.message}",
+            field=backend.name,
+            hint=backend.key_hint(),
+        )
+    return InferenceError(f"request rejected: {exc.message}", field=backend.name)
 
 
 class InferenceClient:
-    def __init__(self, settings: Settings, http_client: httpx2.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        http_client: httpx2.AsyncClient | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``clock`` drives the circuit breakers (a test passes a manual one)."""
         self.settings = settings
         self._own_http = http_client is None
         # One pooled HTTP client for every backend; generous limits for concurrent benches.
@@ -77,13 +75,19 @@ class InferenceClient:
             limits=httpx2.Limits(max_connections=64, max_keepalive_connections=32),
             timeout=httpx2.Timeout(60.0, connect=5.0),
         )
-        self.backends = [Backend(b, settings, self._http) for b in settings.inference.backends]
+        self.backends = [
+            Backend(b, settings, self._http, clock=clock) for b in settings.inference.backends
+        ]
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, http_client: httpx2.AsyncClient | None = None
+        cls,
+        settings: Settings,
+        *,
+        http_client: httpx2.AsyncClient | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> InferenceClient:
-        return cls(settings, http_client)
+        return cls(settings, http_client, clock=clock)
 
     async def __aenter__(self) -> InferenceClient:
         return self
@@ -123,9 +127,7 @@ class InferenceClient:
             except openai.APIError as exc:
                 if not is_retryable(exc):
                     backend.breaker.record_success()  # it answered: alive, the request is wrong
-                    raise InferenceError(
-                        f"request rejected: {exc.message}", field=backend.name
-                    ) from exc
+                    raise rejection(exc, backend) from exc
                 backend.breaker.record_failure()
                 log.warning(
                     "backend_failure",
@@ -169,7 +171,24 @@ class InferenceClient:
         except TimeoutError as exc:
             raise DeadlineExceeded(f"no answer within the {limit:g}s deadline") from exc
 
-    # -- chat ------------------------------------------------------------------------------
+    # -- chat, streaming, completions: one request shape, one opener, one reader ----------
+    async def _open(self, target: Backend, request: GenerationRequest) -> Opened:
+        """Send ``request`` to ``target``: the one place a generation request is built."""
+        client, model = target.client(), await target.model()
+        started = time.perf_counter()
+        kwargs = request.body(model)
+        if request.is_chat:
+            response: Any = await client.chat.completions.create(**kwargs)
+        else:
+            response = await client.completions.create(**kwargs)
+        return Opened(response=response, backend=target.name, model=model, started=started)
+
+    async def _answer(self, target: Backend, request: GenerationRequest) -> ChatResult:
+        opened = await self._open(target, request)
+        if request.stream:
+            return await read_stream(opened)
+        return read_answer(opened)
+
     async def chat(
         self,
         messages: Messages,
@@ -183,100 +202,14 @@ class InferenceClient:
     ) -> ChatResult:
         """One answer. ``stream=True`` measures time to first token and inter-token gaps.
         ``extra_body`` passes server-specific fields through (``top_k``, ``grammar``, ...)."""
-        body = _messages(messages)
-        extra = dict(extra_body or {})
-
-        async def once(target: Backend) -> ChatResult:
-            if stream:
-                return await self._stream_once(target, body, max_tokens, temperature, extra)
-            return await self._complete_once(target, body, max_tokens, temperature, extra)
-
-        return await self._deadline(self._run(once, backend), deadline_s)
-
-    async def _complete_once(
-        self,
-        target: Backend,
-        body: list[Any],
-        max_tokens: int,
-        temperature: float,
-        extra_body: dict[str, Any],
-    ) -> ChatResult:
-        client, model = target.client(), await target.model()
-        started = time.perf_counter()
-        completion = await client.chat.completions.create(
-            model=model,
-            messages=body,
+        request = GenerationRequest(
+            messages=chat_messages(messages),
             max_tokens=max_tokens,
             temperature=temperature,
-            extra_body=extra_body or None,
+            stream=stream,
+            extra_body=dict(extra_body or {}),
         )
-        latency = (time.perf_counter() - started) * 1000
-        choice = completion.choices[0] if completion.choices else None
-        return ChatResult(
-            text=(choice.message.content or "") if choice else "",
-            backend=target.name,
-            model=completion.model or model,
-            usage=_usage(completion.usage),
-            latency_ms=latency,
-            server_ms=_server_ms(completion.model_extra),
-            finish_reason=choice.finish_reason if choice else None,
-        )
-
-    async def _stream_once(
-        self,
-        target: Backend,
-        body: list[Any],
-        max_tokens: int,
-        temperature: float,
-        extra_body: dict[str, Any],
-    ) -> ChatResult:
-        client, model = target.client(), await target.model()
-        started = time.perf_counter()
-        stream = await client.chat.completions.create(
-            model=model,
-            messages=body,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            stream=True,
-            stream_options={"include_usage": True},
-            extra_body=extra_body or None,
-        )
-        parts: list[str] = []
-        gaps: list[float] = []
-        first: float | None = None
-        last = started
-        usage = TokenUsage()
-        server_ms: float | None = None
-        finish: str | None = None
-        served_model = model
-        async with stream:
-            async for chunk in stream:
-                now = time.perf_counter()
-                served_model = chunk.model or served_model
-                if chunk.choices:
-                    choice = chunk.choices[0]
-                    finish = choice.finish_reason or finish
-                    if choice.delta.content:
-                        if first is None:
-                            first = now
-                        else:
-                            gaps.append((now - last) * 1000)
-                        last = now
-                        parts.append(choice.delta.content)
-                if chunk.usage is not None:
-                    usage = _usage(chunk.usage)
-                server_ms = _server_ms(chunk.model_extra) or server_ms
-        return ChatResult(
-            text="".join(parts),
-            backend=target.name,
-            model=served_model,
-            usage=usage,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            ttft_ms=(first - started) * 1000 if first is not None else None,
-            inter_token_ms=gaps,
-            server_ms=server_ms,
-            finish_reason=finish,
-        )
+        return await self._deadline(self._run_request(request, backend), deadline_s)
 
     async def stream_chat(
         self,
@@ -288,23 +221,16 @@ class InferenceClient:
     ) -> AsyncIterator[str]:
         """Text pieces as they arrive. Retries and fallback apply until the stream is open;
         a failure mid-stream raises ``BackendUnavailable`` (part of the answer was delivered)."""
-        body = _messages(messages)
-
-        async def open_stream(target: Backend) -> Any:
-            return await target.client().chat.completions.create(
-                model=await target.model(),
-                messages=body,
-                max_tokens=max_tokens,
-                temperature=temperature,
-                stream=True,
-            )
-
-        stream = await self._run(open_stream, backend)
+        request = GenerationRequest(
+            messages=chat_messages(messages),
+            max_tokens=max_tokens,
+            temperature=temperature,
+            stream=True,
+        )
+        opened = await self._run(functools.partial(self._open, request=request), backend)
         try:
-            async with stream:
-                async for chunk in stream:
-                    if chunk.choices and chunk.choices[0].delta.content:
-                        yield chunk.choices[0].delta.content
+            async for piece in stream_pieces(opened):
+                yield piece
         except openai.APIError as exc:
             raise BackendUnavailable(f"stream broke off: {exc.message}") from exc
 
@@ -318,25 +244,11 @@ class InferenceClient:
         backend: str | None = None,
     ) -> ChatResult:
         """Plain text completion (``/v1/completions``), no chat template."""
+        request = GenerationRequest(prompt=prompt, max_tokens=max_tokens, temperature=temperature)
+        return await self._deadline(self._run_request(request, backend), deadline_s)
 
-        async def once(target: Backend) -> ChatResult:
-            model = await target.model()
-            started = time.perf_counter()
-            completion = await target.client().completions.create(
-                model=model, prompt=prompt, max_tokens=max_tokens, temperature=temperature
-            )
-            choice = completion.choices[0] if completion.choices else None
-            return ChatResult(
-                text=choice.text if choice else "",
-                backend=target.name,
-                model=completion.model or model,
-                usage=_usage(completion.usage),
-                latency_ms=(time.perf_counter() - started) * 1000,
-                server_ms=_server_ms(completion.model_extra),
-                finish_reason=choice.finish_reason if choice else None,
-            )
-
-        return await self._deadline(self._run(once, backend), deadline_s)
+    async def _run_request(self, request: GenerationRequest, backend: str | None) -> ChatResult:
+        return await self._run(functools.partial(self._answer, request=request), backend)
 
     # -- structured ------------------------------------------------------------------------
     async def generate_structured(
@@ -352,15 +264,18 @@ class InferenceClient:
         """An instance of ``schema`` generated under the schema's grammar. Invalid output is
         retried once (with the validation error fed back), then ``InvalidStructuredOutput``."""
         document = json_schema_of(schema)  # InvalidSchemaError before any request
-        body = _messages(messages)
+        body = chat_messages(messages)
         started = time.perf_counter()
 
-        async def once(conversation: list[Any], target: Backend) -> ChatResult:
-            kind = await target.kind()
-            fmt = response_format(document, kind, schema.__name__)
-            return await self._complete_once(
-                target, conversation, max_tokens, temperature, {"response_format": fmt}
+        async def once(conversation: list[dict[str, str]], target: Backend) -> ChatResult:
+            fmt = response_format(document, await target.kind(), schema.__name__)
+            request = GenerationRequest(
+                messages=conversation,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                extra_body={"response_format": fmt},
             )
+            return await self._answer(target, request)
 
         async def run() -> StructuredResult[T]:
             conversation = list(body)
@@ -402,8 +317,16 @@ class InferenceClient:
     # -- health ----------------------------------------------------------------------------
     async def health(self) -> dict[str, bool]:
         """Backend name → does its ``/health`` answer 200 now."""
-        results = await asyncio.gather(*(b.healthy() for b in self.backends))
-        return {b.name: ok for b, ok in zip(self.backends, results, strict=True)}
+        return await self._each(Backend.healthy)
+
+    async def key_checks(self) -> dict[str, bool | None]:
+        """Backend name → does it accept our API key (None: unreachable)."""
+        return await self._each(Backend.key_accepted)
+
+    async def _each(self, probe: Callable[[Backend], Awaitable[R]]) -> dict[str, R]:
+        """``probe`` on every backend at once, by backend name."""
+        results = await asyncio.gather(*(probe(b) for b in self.backends))
+        return {b.name: result for b, result in zip(self.backends, results, strict=True)}
 
     def breaker_states(self) -> dict[str, str]:
         return {b.name: b.breaker.state.value for b in self.backends}

@@ -17,6 +17,10 @@ class CircuitOpen(BackendUnavailable):
     """The backend failed repeatedly; requests fail fast until its reset timeout passes."""
 
 
+class ApiKeyRefusedError(InferenceError):
+    """The server refused our API key (401/403): a configuration error, never retried."""
+
+
 class DeadlineExceeded(InferenceError):  # noqa: N818
     """The per-request deadline passed before an answer arrived."""
 

@@ -15,7 +15,8 @@ from pydantic import BaseModel
 from emily.config import Settings
 from emily.errors import ConfigError
 from emily.locator import postgres_admin_dsn
-from emily.memory.migrations import PARTITION_FUNCTION, TABLE, months_ahead
+from emily.memory.connect import connect
+from emily.memory.migrations import PARTITION_FUNCTION, TABLE, partitions_ahead, require_schema
 from emily.telemetry.logs import get_logger
 
 log = get_logger("memory.maintenance")
@@ -45,8 +46,15 @@ class MemoryStats(BaseModel):
 
 
 def _connect(settings: Settings) -> psycopg.Connection[Any]:
+    """An owner connection to a migrated database (else a one-line error saying what to run)."""
     # autocommit: VACUUM, REINDEX CONCURRENTLY and DETACH CONCURRENTLY refuse transactions.
-    return psycopg.connect(postgres_admin_dsn(settings), autocommit=True, connect_timeout=10)
+    conn = connect(postgres_admin_dsn(settings), autocommit=True)
+    try:
+        require_schema(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 def partition_month(name: str) -> date | None:
@@ -132,7 +140,7 @@ def reindex(settings: Settings) -> list[str]:
 
 
 def ensure_partitions_ahead(settings: Settings, ahead: int | None = None) -> list[str]:
-    months = months_ahead(settings.database.partitions_ahead if ahead is None else ahead)
+    months = partitions_ahead(settings, ahead)
     with _connect(settings) as conn:
         return [
             str(r[0])

@@ -20,13 +20,17 @@ from psycopg import sql
 from emily.config import Settings
 from emily.errors import ConfigError
 from emily.locator import postgres_admin_dsn
-from emily.memory.errors import SchemaMismatchError
+from emily.memory.connect import connect
+from emily.memory.errors import MemoryStoreError, SchemaMismatchError
 from emily.telemetry.logs import get_logger
 
 log = get_logger("memory.migrations")
 
 TABLE = "episodic_memories"
 PARTITION_FUNCTION = "emily_ensure_partition"
+KEY_FUNCTION = "emily_episode_key"
+KEY_COLUMN = "idempotency_key"
+KEY_INDEX = f"{TABLE}_idempotency"
 # Arbitrary constant: the key of the advisory lock that serialises migrations.
 MIGRATION_LOCK_KEY = 0x656D696C79  # "emily"
 
@@ -87,10 +91,45 @@ def _table(settings: Settings) -> list[Statement]:
     ]
 
 
+def _idempotency_key(_: Settings) -> list[Statement]:
+    """One episode is stored once: a key over what makes it that episode (text, moment and
+    context), unique per partition, so ingesting a file again adds nothing it already added.
+
+    The key is a generated column, so every writer (ingest, the agents, a restore, plain SQL)
+    gets the same key from one expression. ``extract(epoch ...)`` of a ``timestamptz`` is the
+    same in every session time zone, which is why the function may be declared IMMUTABLE.
+    Exact duplicates stored before this migration are removed (the oldest id is kept),
+    otherwise the unique index could not be built."""
+    table = sql.Identifier(TABLE)
+    fn = sql.Identifier(KEY_FUNCTION)
+    return [
+        sql.SQL(
+            "CREATE OR REPLACE FUNCTION public.{fn}(content text, occurred_at timestamptz,"
+            " context jsonb) RETURNS bytea LANGUAGE sql IMMUTABLE PARALLEL SAFE"
+            " RETURN sha256(convert_to(content || chr(31) || extract(epoch FROM occurred_at)::text"
+            " || chr(31) || context::text, 'UTF8'))"
+        ).format(fn=fn),
+        sql.SQL(
+            "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {col} bytea"
+            " GENERATED ALWAYS AS (public.{fn}(content, occurred_at, context)) STORED"
+        ).format(table=table, col=sql.Identifier(KEY_COLUMN), fn=fn),
+        sql.SQL(
+            "DELETE FROM {table} later USING {table} earlier"
+            " WHERE later.{col} = earlier.{col} AND later.occurred_at = earlier.occurred_at"
+            " AND later.id > earlier.id"
+        ).format(table=table, col=sql.Identifier(KEY_COLUMN)),
+        sql.SQL("CREATE UNIQUE INDEX IF NOT EXISTS {idx} ON {table} ({col}, occurred_at)").format(
+            idx=sql.Identifier(KEY_INDEX), table=table, col=sql.Identifier(KEY_COLUMN)
+        ),
+    ]
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "extensions", _extensions),
     Migration(2, "episodic_memories", _table),
+    Migration(3, "idempotency_key", _idempotency_key),
 ]
+LATEST_VERSION = MIGRATIONS[-1].version
 
 
 def partition_function_body(settings: Settings) -> str:
@@ -140,7 +179,7 @@ def _repeatable(settings: Settings, conn: psycopg.Connection[Any]) -> None:
         ).format(fn=sql.Identifier(PARTITION_FUNCTION), body=sql.Literal(body))
     )
     _apply_role(settings, conn)
-    for month in months_ahead(settings.database.partitions_ahead):
+    for month in partitions_ahead(settings):
         conn.execute(
             sql.SQL("SELECT public.{}(%s)").format(sql.Identifier(PARTITION_FUNCTION)), (month,)
         )
@@ -155,6 +194,16 @@ def months_ahead(ahead: int, today: date | None = None) -> list[date]:
         result.append(date(year, month, 1))
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
     return result
+
+
+def partitions_ahead(settings: Settings, ahead: int | None = None) -> list[date]:
+    """The months to create ahead of time: ``partitions_ahead`` months after the current one,
+    but none beyond the accepted ``occurred_at`` window (no episode could land there yet)."""
+    from emily.memory.window import accepted_window
+
+    db = settings.database
+    latest = accepted_window(db).latest.date()
+    return [m for m in months_ahead(db.partitions_ahead if ahead is None else ahead) if m <= latest]
 
 
 def _apply_role(settings: Settings, conn: psycopg.Connection[Any]) -> None:
@@ -179,7 +228,10 @@ def _apply_role(settings: Settings, conn: psycopg.Connection[Any]) -> None:
     table = sql.Identifier(TABLE)
     for statement in (
         sql.SQL("REVOKE CREATE ON SCHEMA public FROM PUBLIC"),
-        sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(dbname), ident),
+        # TEMPORARY: each pooled connection stages its batches in a temp table.
+        sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
+            sql.Identifier(dbname), ident
+        ),
         sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(ident),
         sql.SQL("REVOKE ALL ON {} FROM {}").format(table, ident),
         sql.SQL("GRANT SELECT, INSERT, DELETE ON {} TO {}").format(table, ident),
@@ -213,6 +265,27 @@ def _check_embedding_column(settings: Settings, conn: psycopg.Connection[Any]) -
         )
 
 
+MIGRATE_HINT = "run `emily memory migrate` (or `emily up`, which migrates)"
+
+
+def require_schema(conn: psycopg.Connection[Any]) -> None:
+    """Raise a one-line ``MemoryStoreError`` saying what to run if the schema is missing or
+    older than this release needs (any role that may read ``schema_migrations`` can check)."""
+    row = conn.execute(
+        "SELECT to_regclass(%s), to_regclass('public.schema_migrations')", (f"public.{TABLE}",)
+    ).fetchone()
+    if row is None or row[0] is None or row[1] is None:
+        raise MemoryStoreError("the episodic memory schema does not exist", hint=MIGRATE_HINT)
+    version = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+    current = int(version[0]) if version and version[0] is not None else 0
+    if current < LATEST_VERSION:
+        raise MemoryStoreError(
+            f"the episodic memory schema is at version {current}, "
+            f"this release needs {LATEST_VERSION}",
+            hint=MIGRATE_HINT,
+        )
+
+
 def applied_versions(conn: psycopg.Connection[Any]) -> list[int]:
     return [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY version")]
 
@@ -220,7 +293,7 @@ def applied_versions(conn: psycopg.Connection[Any]) -> list[int]:
 def migrate(settings: Settings) -> list[int]:
     """Bring the schema up to date; returns the versions applied by this call."""
     applied: list[int] = []
-    with psycopg.connect(postgres_admin_dsn(settings), connect_timeout=10) as conn:
+    with connect(postgres_admin_dsn(settings)) as conn:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
         conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("

@@ -38,7 +38,13 @@ class DatabaseSettings(BaseModel):
         default=80, ge=1, le=1000, description="hnsw.ef_search set per query (recall/speed)."
     )
     partitions_ahead: int = Field(
-        default=3, ge=0, le=120, description="Monthly partitions created ahead of now."
+        default=3,
+        ge=0,
+        le=120,
+        description=(
+            "Monthly partitions created ahead of now (never beyond the accepted"
+            " occurred_at window)."
+        ),
     )
     retention_months: int | None = Field(
         default=None, ge=1, description="Drop partitions older than this (unset: keep all)."

@@ -1,9 +1,14 @@
 """``MemoryStore``: add and search episodes in PostgreSQL + pgvector.
 
-Writes go through binary ``COPY`` in one transaction per batch, so a batch is stored entirely or
-not at all (a crash mid-batch rolls it back). Searches set ``hnsw.ef_search`` and
-``hnsw.iterative_scan`` with ``set_config(..., true)``: transaction-scoped, so a pooled
-connection never leaks one query's settings into the next.
+Writes stage a batch with binary ``COPY`` and insert it in one transaction, so a batch is
+stored entirely or not at all (a crash mid-batch rolls it back), and an episode already stored
+is skipped (the idempotency key), so a file can be ingested again without duplicates.
+Searches set ``hnsw.ef_search`` and ``hnsw.iterative_scan`` with ``set_config(..., true)``:
+transaction-scoped, so a pooled connection never leaks one query's settings into the next.
+
+The pool checks a connection before lending it (``check_connection``), so after a PostgreSQL
+restart the stale connections are replaced instead of surfacing as errors: a restart costs at
+most the requests in flight at that moment.
 """
 
 from __future__ import annotations
@@ -12,9 +17,10 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack
 
 import numpy as np
 import psycopg
@@ -22,37 +28,79 @@ from pgvector import HalfVector, Vector
 from pgvector.psycopg import register_vector
 from psycopg import sql
 from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Jsonb, set_json_loads
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from emily.config import Settings
 from emily.errors import ConfigError, StackError
+from emily.jsonio import problem_in, text_problem
 from emily.locator import postgres_dsn
-from emily.memory import search_sql
+from emily.memory import search_sql, write_sql
+from emily.memory.connect import unreachable
 from emily.memory.errors import InvalidEpisodeError, MemoryStoreError
-from emily.memory.migrations import PARTITION_FUNCTION, TABLE, embedding_type, months_ahead
+from emily.memory.migrations import (
+    MIGRATE_HINT,
+    PARTITION_FUNCTION,
+    TABLE,
+    embedding_type,
+    partitions_ahead,
+    require_schema,
+)
 from emily.memory.migrations import migrate as run_migrations
 from emily.memory.models import (
     Affect,
     Episode,
+    EpisodeLimits,
     SearchResult,
+    check_vector,
     to_affect,
     validate_batch,
     validate_vector,
 )
+from emily.memory.rendering import clip_depth, loads_jsonb
 from emily.telemetry.logs import get_logger
 
 if TYPE_CHECKING:
-    from emily.memory.embedding import Embedder
+    from emily.memory.embedding.base import Embedder
 
 log = get_logger("memory.store")
 
 Mode = Literal["semantic", "affective", "hybrid"]
-_COPY_COLUMNS = ["id", "occurred_at", "content", "affect", "embedding", "context"]
 
 
-def _configure(conn: psycopg.Connection[Any]) -> None:
-    register_vector(conn)
+class SearchOptions(TypedDict, total=False):
+    """Everything a search takes besides the query itself (one definition for ``search`` and
+    ``explain``)."""
+
+    affect: Affect | Sequence[float] | None
+    mode: Mode
+    k: int
+    since: datetime | None
+    until: datetime | None
+    min_valence: float | None
+    max_valence: float | None
+    min_arousal: float | None
+    max_arousal: float | None
+    context: dict[str, Any] | None
+    semantic_weight: float
+    ef_search: int | None
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """The stored id of every episode of a batch, in order, and whether this call stored it
+    (``False``: an identical episode was already there, and its id is given)."""
+
+    ids: list[int]
+    new: list[bool]
+
+    @property
+    def new_count(self) -> int:
+        return sum(self.new)
+
+    @property
+    def present_count(self) -> int:
+        return len(self.new) - self.new_count
 
 
 def month_of(moment: datetime) -> date:
@@ -97,6 +145,11 @@ class MemoryStore:
         """Create or update the schema (idempotent); uses the admin DSN."""
         run_migrations(self.settings)
 
+    @property
+    def limits(self) -> EpisodeLimits:
+        """The settings' limits, with the accepted window as of now."""
+        return EpisodeLimits.of(self.settings.database)
+
     def _get_pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
         if self._pool is not None:
             return self._pool
@@ -104,8 +157,14 @@ class MemoryStore:
             if self._pool is None:
                 self._pool = self._open_pool()
             pool = self._pool
-        self._ensure_partitions(months_ahead(self.settings.database.partitions_ahead))
+        self._ensure_partitions(partitions_ahead(self.settings))
         return pool
+
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        register_vector(conn)
+        set_json_loads(loads_jsonb, conn)
+        conn.execute(write_sql.create_staging(embedding_type(self.settings)))
+        conn.commit()
 
     def _open_pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
         dsn = postgres_dsn(self.settings)
@@ -115,7 +174,10 @@ class MemoryStore:
             dsn,
             min_size=db.pool_min_size,
             max_size=db.pool_max_size,
-            configure=_configure,
+            configure=self._configure,
+            # A connection is tested before it is lent: after a server restart the stale ones
+            # are discarded and replaced instead of failing the next requests.
+            check=ConnectionPool.check_connection,
             kwargs={"options": f"-c statement_timeout={db.statement_timeout_ms}"},
             open=False,
             name="emily-memory",
@@ -130,16 +192,14 @@ class MemoryStore:
     def _check_schema(self, dsn: str) -> None:
         try:
             with psycopg.connect(dsn, connect_timeout=10) as conn:
-                row = conn.execute("SELECT to_regclass(%s)", (f"public.{TABLE}",)).fetchone()
+                require_schema(conn)
         except psycopg.OperationalError as exc:
-            raise StackError(
-                f"cannot connect to PostgreSQL: {str(exc).strip().splitlines()[0]}",
-                hint="is the stack up (`emily up`)?",
-            ) from exc
-        if row is None or row[0] is None:
+            raise unreachable(exc) from exc
+        except psycopg.Error as exc:  # e.g. the app role lacks its grants
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise MemoryStoreError(
-                "the episodic memory schema does not exist", hint="run `emily memory migrate`"
-            )
+                f"cannot read the memory schema: {first}", hint=MIGRATE_HINT
+            ) from exc
 
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
@@ -157,7 +217,7 @@ class MemoryStore:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            from emily.memory.embedding import create_embedder
+            from emily.memory.embedding.factory import create_embedder
 
             self._embedder = create_embedder(self.settings)
         if self._embedder.dim != self.settings.database.embedding_dim:
@@ -189,7 +249,7 @@ class MemoryStore:
 
     def _ensure_partitions(self, months: Sequence[date]) -> None:
         # Own short transaction: creating a partition locks the parent table, and that lock
-        # should not be held for the whole COPY of a batch.
+        # should not be held for the whole write of a batch.
         with self._transaction() as conn:
             conn.execute(
                 sql.SQL("SELECT public.{}(m) FROM unnest(%s::date[]) AS m").format(
@@ -205,46 +265,41 @@ class MemoryStore:
     def add_many(
         self, episodes: Sequence[Episode | dict[str, Any]], *, batch_row_offset: int = 0
     ) -> list[int]:
-        """Store a batch atomically (binary COPY, one transaction); returns the new ids in order.
+        """Store a batch atomically; returns the stored ids in order (for an episode that was
+        already stored, the id it has)."""
+        return self.add_batch(episodes, batch_row_offset=batch_row_offset).ids
 
-        Every episode is validated first; an invalid one raises ``InvalidEpisodeError`` naming
-        its field and row (``index + batch_row_offset``) and nothing is written.
+    def add_batch(
+        self, episodes: Sequence[Episode | dict[str, Any]], *, batch_row_offset: int = 0
+    ) -> BatchResult:
+        """Store a batch atomically and say which episodes were new.
+
+        Every episode is validated first, including the accepted ``occurred_at`` window (so
+        partitions are only ever created inside it, whoever calls); an invalid one raises
+        ``InvalidEpisodeError`` naming its field and row (``index + batch_row_offset``) and
+        nothing is written.
         """
-        db = self.settings.database
-        batch = validate_batch(
-            episodes, offset=batch_row_offset, dim=db.embedding_dim, max_chars=db.max_content_chars
-        )
+        limits = self.limits
+        batch = validate_batch(episodes, offset=batch_row_offset, limits=limits)
         if not batch:
-            return []
-        vectors = self._embeddings(batch, batch_row_offset)
+            return BatchResult([], [])
+        vectors = self._embeddings(batch, batch_row_offset, limits)
+        storage = self.settings.database.embedding_storage
         try:
             self._ensure_partitions([month_of(e.occurred_at) for e in batch])
             with self._transaction() as conn:
                 ids = [
-                    r[0]
-                    for r in conn.execute(
-                        "SELECT nextval(pg_get_serial_sequence(%s, 'id'))"
-                        " FROM generate_series(1, %s)",
-                        (f"public.{TABLE}", len(batch)),
-                    )
+                    int(r[0])
+                    for r in conn.execute(write_sql.reserve_ids(), (f"public.{TABLE}", len(batch)))
                 ]
-                copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-                    sql.Identifier(TABLE), sql.SQL(", ").join(map(sql.Identifier, _COPY_COLUMNS))
-                )
-                with conn.cursor() as cur, cur.copy(copy_sql) as copy:
-                    copy.set_types(
-                        [
-                            "int8",
-                            "timestamptz",
-                            "text",
-                            "vector",
-                            db.embedding_storage,
-                            "jsonb",
-                        ]
-                    )
-                    for new_id, episode, vector in zip(ids, batch, vectors, strict=True):
+                with conn.cursor() as cur, cur.copy(write_sql.copy_into_staging()) as copy:
+                    copy.set_types(write_sql.copy_types(storage))
+                    for ord_, (new_id, episode, vector) in enumerate(
+                        zip(ids, batch, vectors, strict=True)
+                    ):
                         copy.write_row(
                             (
+                                ord_,
                                 new_id,
                                 episode.occurred_at,
                                 episode.content,
@@ -253,22 +308,31 @@ class MemoryStore:
                                 Jsonb(episode.context),
                             )
                         )
+                inserted = {int(r[0]) for r in conn.execute(write_sql.insert_new())}
+                if len(inserted) < len(batch):
+                    stored = {int(o): int(i) for o, i in conn.execute(write_sql.stored_ids())}
+                    ids = [stored[position] for position in range(len(batch))]
         except psycopg.errors.DataError as exc:  # pragma: no cover - validation comes first
             raise InvalidEpisodeError(f"rejected by the database: {exc}") from exc
-        log.debug("batch_written", rows=len(ids))
-        return ids
+        # A repeated episode within one batch maps to the first one's id: only that is new.
+        seen: set[int] = set()
+        new = []
+        for i in ids:
+            new.append(i in inserted and i not in seen)
+            seen.add(i)
+        log.debug("batch_written", rows=len(ids), new=sum(new))
+        return BatchResult(ids, new)
 
-    def _embeddings(self, batch: Sequence[Episode], offset: int) -> list[HalfVector | Vector]:
+    def _embeddings(
+        self, batch: Sequence[Episode], offset: int, limits: EpisodeLimits
+    ) -> list[HalfVector | Vector]:
         missing = [i for i, e in enumerate(batch) if e.embedding is None]
         computed: dict[int, np.ndarray] = {}
         if missing:
             matrix = self.embedder.embed([batch[i].content for i in missing])
             for position, index in enumerate(missing):
                 row = matrix[position]
-                if not bool(np.isfinite(row).all()):  # pragma: no cover - embedder contract
-                    raise InvalidEpisodeError(
-                        "the embedder produced NaN/Inf", field="embedding", row=index + offset
-                    )
+                check_vector([float(v) for v in row], limits, field="embedding", row=index + offset)
                 computed[index] = row
         result = []
         for index, episode in enumerate(batch):
@@ -283,42 +347,80 @@ class MemoryStore:
             value = row.fetchone()
         return int(value[0]) if value else 0
 
-    def _prepare(
+    def _check_filters(self, options: SearchOptions, limits: EpisodeLimits) -> None:
+        for name in ("since", "until"):
+            moment = options.get(name)
+            if moment is not None and (not isinstance(moment, datetime) or moment.tzinfo is None):
+                raise InvalidEpisodeError("timestamp must carry a UTC offset", field=name)
+        for name in ("min_valence", "max_valence", "min_arousal", "max_arousal"):
+            bound = options.get(name)
+            if bound is not None and not (
+                isinstance(bound, int | float) and -1.0 <= float(bound) <= 1.0
+            ):
+                raise InvalidEpisodeError("must be a number in [-1, 1]", field=name)
+        context = options.get("context")
+        if context is not None:
+            if not isinstance(context, dict):
+                raise InvalidEpisodeError("must be a JSON object", field="context")
+            found = problem_in(context, max_depth=limits.max_context_depth)
+            if found is not None:
+                where, reason = found
+                raise InvalidEpisodeError(reason, field=f"context.{where}" if where else "context")
+
+    def _query_vector(
         self,
         query_text: str | None,
         query_vector: Sequence[float] | None,
-        affect: Affect | Sequence[float] | None,
         mode: Mode,
-        k: int,
-        filters: search_sql.Filters,
-        semantic_weight: float,
+        limits: EpisodeLimits,
+    ) -> list[float]:
+        if query_vector is not None:
+            return validate_vector(query_vector, limits=limits, field="query_vector")
+        if query_text is not None and query_text.strip():
+            problem = text_problem(query_text)
+            if problem:
+                raise InvalidEpisodeError(problem, field="query_text")
+            if len(query_text) > limits.max_chars:
+                raise InvalidEpisodeError(
+                    f"has {len(query_text)} characters, the limit is {limits.max_chars}",
+                    field="query_text",
+                )
+            return [float(v) for v in self.embedder.embed([query_text])[0]]
+        raise InvalidEpisodeError(f"{mode} search needs a query text or vector", field="query_text")
+
+    def _prepare(
+        self, query_text: str | None, query_vector: Sequence[float] | None, options: SearchOptions
     ) -> tuple[str, sql.Composed, dict[str, Any]]:
-        db = self.settings.database
+        mode = options.get("mode", "semantic")
+        k = options.get("k", 10)
+        semantic_weight = options.get("semantic_weight", 0.7)
+        limits = self.limits
         if mode not in ("semantic", "affective", "hybrid"):
             raise InvalidEpisodeError(f"unknown mode {mode!r}", field="mode")
-        if not 1 <= k <= 1000:
+        if not isinstance(k, int) or not 1 <= k <= 1000:
             raise InvalidEpisodeError("k must be between 1 and 1000", field="k")
         if not 0.0 <= semantic_weight <= 1.0:
             raise InvalidEpisodeError("must be in [0, 1]", field="semantic_weight")
+        self._check_filters(options, limits)
         params: dict[str, Any] = {"k": k}
         if mode in ("semantic", "hybrid"):
-            if query_vector is not None:
-                vector = validate_vector(query_vector, dim=db.embedding_dim, field="query_vector")
-            elif query_text is not None and query_text.strip():
-                vector = [float(v) for v in self.embedder.embed([query_text])[0]]
-            else:
-                raise InvalidEpisodeError(
-                    f"{mode} search needs a query text or vector", field="query_text"
-                )
-            params["q"] = self._db_vector(vector)
+            params["q"] = self._db_vector(
+                self._query_vector(query_text, query_vector, mode, limits)
+            )
         if mode in ("affective", "hybrid"):
+            affect = options.get("affect")
             if affect is None:
                 raise InvalidEpisodeError(f"{mode} search needs an affect", field="affect")
             params["a"] = Vector(to_affect(affect).as_list())
-        for name in ("since", "until"):
-            moment = getattr(filters, name)
-            if moment is not None and moment.tzinfo is None:
-                raise InvalidEpisodeError("timestamp must carry a UTC offset", field=name)
+        filters = search_sql.Filters(
+            options.get("since"),
+            options.get("until"),
+            options.get("min_valence"),
+            options.get("max_valence"),
+            options.get("min_arousal"),
+            options.get("max_arousal"),
+            options.get("context"),
+        )
         qcast = embedding_type(self.settings)
         if mode == "semantic":
             query = search_sql.semantic(filters, qcast)
@@ -347,29 +449,12 @@ class MemoryStore:
         self,
         query_text: str | None = None,
         query_vector: Sequence[float] | None = None,
-        *,
-        affect: Affect | Sequence[float] | None = None,
-        mode: Mode = "semantic",
-        k: int = 10,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        min_valence: float | None = None,
-        max_valence: float | None = None,
-        min_arousal: float | None = None,
-        max_arousal: float | None = None,
-        context: dict[str, Any] | None = None,
-        semantic_weight: float = 0.7,
-        ef_search: int | None = None,
+        **options: Unpack[SearchOptions],
     ) -> list[SearchResult]:
         """Nearest episodes by meaning, affect or both, within the filters; closest first."""
-        filters = search_sql.Filters(
-            since, until, min_valence, max_valence, min_arousal, max_arousal, context
-        )
-        name, query, params = self._prepare(
-            query_text, query_vector, affect, mode, k, filters, semantic_weight
-        )
+        name, query, params = self._prepare(query_text, query_vector, options)
         with self._transaction() as conn:
-            self._session_settings(conn, ef_search)
+            self._session_settings(conn, options.get("ef_search"))
             rows = self._timed(conn, name, query, params)
         return [
             SearchResult(
@@ -377,7 +462,9 @@ class MemoryStore:
                 occurred_at=row["occurred_at"],
                 content=row["content"],
                 affect=Affect.model_validate(row["affect"].to_list()),
-                context=row["context"],
+                # Rows stored before contexts were capped may be deeper than any renderer
+                # (or pydantic's serialiser) can take: clip them here, once, for every caller.
+                context=clip_depth(row["context"]),
                 distance=float(row["distance"]),
                 similarity=float(row["similarity"]),
             )
@@ -388,28 +475,11 @@ class MemoryStore:
         self,
         query_text: str | None = None,
         query_vector: Sequence[float] | None = None,
-        *,
-        affect: Affect | Sequence[float] | None = None,
-        mode: Mode = "semantic",
-        k: int = 10,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        min_valence: float | None = None,
-        max_valence: float | None = None,
-        min_arousal: float | None = None,
-        max_arousal: float | None = None,
-        context: dict[str, Any] | None = None,
-        semantic_weight: float = 0.7,
-        ef_search: int | None = None,
+        **options: Unpack[SearchOptions],
     ) -> str:
         """``EXPLAIN (ANALYZE, BUFFERS)`` of the search these arguments would run."""
-        filters = search_sql.Filters(
-            since, until, min_valence, max_valence, min_arousal, max_arousal, context
-        )
-        _, query, params = self._prepare(
-            query_text, query_vector, affect, mode, k, filters, semantic_weight
-        )
+        _, query, params = self._prepare(query_text, query_vector, options)
         with self._transaction() as conn:
-            self._session_settings(conn, ef_search)
+            self._session_settings(conn, options.get("ef_search"))
             lines = conn.execute(sql.SQL("EXPLAIN (ANALYZE, BUFFERS) ") + query, params)
             return "\n".join(str(line[0]) for line in lines)

@@ -27,9 +27,9 @@ class Window:
         except (OverflowError, ValueError):
             return "is outside the representable calendar once converted to UTC"
         if utc < self.earliest:
-            return f"is before the accepted window (earliest {self.earliest:%Y-%m-%d})"
+            return f"is before the accepted window (earliest {self.earliest:%Y-%m-%dT%H:%MZ})"
         if utc > self.latest:
-            return f"is after the accepted window (latest {self.latest:%Y-%m-%d})"
+            return f"is after the accepted window (latest {self.latest:%Y-%m-%dT%H:%MZ})"
         return None
 
 

@@ -49,6 +49,9 @@ class StockPostgres(LocalPostgres):
 def stock_postgres(settings: Settings) -> Iterator[str]:
     """Start the stock server, yield its superuser DSN, stop it afterwards."""
     server = StockPostgres(settings)
+    # What `Stack.up` does first: the private directories exist before the server is started,
+    # so granting the service user passage (as root) sees their final modes.
+    server.state.service_dir(server.name)
     # A server left running by an interrupted run would make `pg_ctl start` fail.
     server.stop(ServiceRecord(name=server.name))
     record = server.start(None)
