@@ -18,6 +18,10 @@ let
     "telemetry.langfuse_public_key"
     "telemetry.langfuse_secret_key"
     "mlflow.password"
+    "features.offline_dsn"
+    "features.registry_path"
+    "features.redis_connection"
+    "features.token"
   ];
   # Not secret themselves but able to hold one (a backend's api_key inside the JSON list):
   # allowed as credentials too, so a remote backend's key never enters the store.

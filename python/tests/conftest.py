@@ -19,8 +19,18 @@ from emily.stack.manager import Stack
 # Tests must never read the developer's own config or secrets.
 for _key in [k for k in os.environ if k.startswith("EMILY_")]:
     del os.environ[_key]
+# Turns appraise with the word lists and the built-in prompt unless a test asks for the
+# registry (tests/mlops/test_loop_models.py): most test stacks run no MLflow server, where
+# the defaults would mark every turn degraded and import MLflow in every agent process.
+os.environ["EMILY_AGENTS__APPRAISER"] = "words"
+os.environ["EMILY_AGENTS__PROMPT_SOURCE"] = "builtin"
 
-pytest_plugins: list[str] = ["tests.fixtures.llm", "tests.fixtures.mlflow"]
+pytest_plugins: list[str] = [
+    "tests.fixtures.llm",
+    "tests.fixtures.mlflow",
+    "tests.fixtures.features",
+    "tests.fixtures.pipeline",
+]
 
 
 def make_settings(state_dir: Path, **overrides: object) -> Settings:
@@ -76,3 +86,20 @@ def restartable(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Restartabl
         yield RestartableStack(settings, local)
     finally:
         local.down()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start README's quick start in the background when its test is selected (it overlaps the
+    rest of the suite; the test waits for it)."""
+    if any(item.name == "test_readme_quickstart_works_verbatim" for item in session.items):
+        from tests.test_readme_quickstart import start_in_background
+
+        base = session.config._tmp_path_factory  # type: ignore[attr-defined]
+        start_in_background(base.mktemp("readme-quickstart") / "state")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    from tests import test_readme_quickstart
+
+    if test_readme_quickstart.RUN is not None:
+        test_readme_quickstart.RUN.stop()

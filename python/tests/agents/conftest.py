@@ -11,7 +11,7 @@ import pytest
 from emily.config import Settings
 from emily.inference.settings import BackendSettings, RetrySettings
 from emily.locator import Endpoints
-from emily.memory.embedding import create_embedder
+from emily.memory.embedding.factory import create_embedder
 from emily.memory.store import MemoryStore
 
 

@@ -10,6 +10,7 @@ from emily.config import Settings
 from emily.demo.report import CHARTS
 from emily.memory.store import MemoryStore
 from emily.stack.manager import Stack
+from tests.fixtures.mlflow import MlflowServer
 
 
 def _demo(settings: Settings, report: Path, *extra: str, env: dict[str, str] | None = None) -> str:
@@ -23,6 +24,7 @@ def _demo(settings: Settings, report: Path, *extra: str, env: dict[str, str] | N
             "200",
             "--report-dir",
             str(report),
+            "--no-train",  # training is tests/mlops' (on a copy of the pipeline)
             *extra,
         ],
     )
@@ -30,10 +32,15 @@ def _demo(settings: Settings, report: Path, *extra: str, env: dict[str, str] | N
     return result.output
 
 
-def test_demo_end_to_end_writes_report(stack: Stack, settings: Settings, tmp_path: Path) -> None:
+def test_demo_end_to_end_writes_report(
+    stack: Stack, settings: Settings, mlflow_server: MlflowServer, tmp_path: Path
+) -> None:
     report = tmp_path / "report"
     output = _demo(settings, report, "--stimuli", "6")
     assert "Episodic memory" in output and "6 turns" in output
+    # One line per turn, within 80 columns (the console is 80 wide when not a terminal).
+    turns = [line for line in output.splitlines() if re.match(r"^ ?\d \d\d:\d\d ", line)]
+    assert len(turns) == 6 and max(len(line) for line in turns) <= 80
     assert re.search(r"traces: http://127\.0\.0\.1:\d+/#/experiments/\d+/traces", output)
     page = (report / "index.html").read_text(encoding="utf-8")
     for png in CHARTS.values():
@@ -41,6 +48,10 @@ def test_demo_end_to_end_writes_report(stack: Stack, settings: Settings, tmp_pat
         assert (report / png).stat().st_size > 1000
         assert (report / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "WordNet" in page
+    # Without a champion the report says every label is derived, and why.
+    assert "Valence labels: anchor (derived)" in page
+    assert "no emily-appraisal@champion" in page
+    assert "Turns appraised by: words (6)" in page  # EMILY_AGENTS__APPRAISER=words in tests
     # Memory holds the corpus (seeded once) plus the consolidated turns of the day.
     with MemoryStore(settings) as store:
         rows = store.count()
@@ -55,7 +66,12 @@ def test_demo_end_to_end_writes_report(stack: Stack, settings: Settings, tmp_pat
         settings,
         tmp_path / "again",
         "--no-agents",
-        env={"EMILY_MLFLOW__TRACKING_URI": mlflow.url},
+        env={
+            "EMILY_MLFLOW__TRACKING_URI": mlflow.url,
+            # an external server's credentials come from settings, like any external service's
+            "EMILY_MLFLOW__USERNAME": mlflow_server.auth[0],
+            "EMILY_MLFLOW__PASSWORD": mlflow_server.auth[1],
+        },
     )
     assert "not seeding again" in output
     assert "mlflow    external (configured)" in output

@@ -8,6 +8,7 @@ admission policy (one turn at a time per thread, a bounded number in flight) is 
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -37,6 +38,8 @@ from emily.agents.nodes import short
 from emily.agents.perception import Stimulus
 from emily.config import Settings
 from emily.errors import ConfigError
+from emily.features.client import in_loop
+from emily.features.metrics import FeatureGauges
 from emily.memory.window import accepted_window
 from emily.telemetry.logs import get_logger
 
@@ -130,6 +133,8 @@ def create_app(settings: Settings, *, agent: Agent | None = None) -> FastAPI:
         turn_s=cfg.loop_deadline_s,
     )
     metrics = Metrics(admission)
+    # The feature monitor (freshness, missing values, drift) as gauges, where turns use features.
+    feature_gauges = FeatureGauges(metrics.registry, settings) if in_loop(settings) else None
     retry_after_s = max(1, round(cfg.loop_deadline_s))
 
     @asynccontextmanager
@@ -243,6 +248,8 @@ def create_app(settings: Settings, *, agent: Agent | None = None) -> FastAPI:
 
     @app.get("/metrics", summary="Prometheus metrics.")
     async def prometheus() -> Response:
+        if feature_gauges is not None and feature_gauges.due():
+            await asyncio.to_thread(feature_gauges.refresh)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from opentelemetry import trace
 from opentelemetry.trace import Tracer
@@ -23,6 +23,9 @@ from emily.agents.perception import Appraiser
 from emily.agents.settings import AgentsSettings
 from emily.agents.working_memory import WorkingMemory
 
+if TYPE_CHECKING:
+    from emily.features.client import FeatureClient
+
 # How much time the steps after cognition need, kept free inside the loop deadline.
 RESERVE_S = 0.3
 
@@ -31,6 +34,8 @@ class MemoryLike(Protocol):
     def search(self, *args: Any, **kwargs: Any) -> list[Any]: ...
 
     def add(self, *args: Any, **kwargs: Any) -> int: ...
+
+    def episode_with(self, context: dict[str, Any]) -> int | None: ...
 
 
 class EmbedderLike(Protocol):
@@ -49,6 +54,9 @@ class AgentDeps:
     tracer: Tracer = field(default_factory=lambda: trace.get_tracer("emily.agents"))
     memory_error: str | None = None
     llm_error: str | None = None
+    features: FeatureClient | None = None
+    """The feature server (online features read in perceive, pushed in consolidate)."""
+    features_error: str | None = None
 
 
 @dataclass

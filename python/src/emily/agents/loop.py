@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from typing import Any, cast
 
+import numpy as np
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
@@ -68,10 +70,24 @@ class TurnResult(BaseModel):
     proposals: list[dict[str, Any]]
     appraisal: str | None
     prompt: str | None = Field(description="Version of the cognition prompt used, if any.")
+    appraised_by: str = Field(
+        default="words",
+        description="What estimated the stimulus's valence: the model version "
+        "(emily-appraisal/3), the anchor method (fallback) or the word lists.",
+    )
     episode_id: int | None = Field(description="The stored episode (None: memory is off).")
     latency_ms: float
     llm_ms: float | None
     timings: dict[str, float]
+    features: dict[str, float | int | None] = Field(
+        default_factory=dict,
+        description="Online features read by perceive, by view:feature (None: missing).",
+    )
+    features_unavailable: list[str] = Field(
+        default_factory=list,
+        description="Feature views without a usable value (missing, older than their TTL, or "
+        "newer than the turn).",
+    )
 
     @classmethod
     def from_state(cls, state: AgentState, latency_ms: float) -> TurnResult:
@@ -79,6 +95,7 @@ class TurnResult(BaseModel):
         notes = list(dict.fromkeys(state.get("notes", [])))
         thought = state.get("cognition")
         timings = dict(state.get("timings", {}))
+        online = state.get("online_features")
         return cls(
             thread_id=state["thread_id"],
             turn=state["turn"],
@@ -98,10 +115,15 @@ class TurnResult(BaseModel):
             proposals=[dict(p) for p in decision["proposals"]],
             appraisal=thought["appraisal"] if thought else None,
             prompt=thought["prompt"] if thought else None,
+            appraised_by=state.get("appraised_by", "words"),
             episode_id=state.get("episode_id"),
             latency_ms=round(latency_ms, 3),
             llm_ms=timings.get("llm"),
             timings=timings,
+            features=dict(online["values"]) if online else {},
+            features_unavailable=(
+                [*online["missing"], *online["stale"], *online["future"]] if online else []
+            ),
         )
 
 
@@ -172,6 +194,7 @@ class Agent:
                 await cls._open_memory(settings, deps, stack)
             if cfg.cognition_enabled:
                 await cls._open_llm(settings, deps, stack, llm)
+            await cls._open_features(settings, deps, stack)
             checkpointer: BaseCheckpointSaver[Any]
             pool: CheckpointPool | None = None
             if durable:
@@ -184,13 +207,17 @@ class Agent:
         except BaseException:
             await stack.aclose()  # what was opened so far
             raise
+        if appraiser is None and cfg.appraiser == "champion":
+            appraiser = cls._open_champion(settings, deps, stack)
+        if prompt is builtin_prompt and cfg.prompt_source == "registry" and cfg.cognition_enabled:
+            prompt = cls._open_prompt(settings, stack)
         agent = cls(settings, deps, checkpointer, pool=pool, appraiser=appraiser, prompt=prompt)
         agent._stack = stack
         return agent
 
     @staticmethod
     async def _open_memory(settings: Settings, deps: AgentDeps, stack: AsyncExitStack) -> None:
-        from emily.memory.embedding import create_embedder
+        from emily.memory.embedding.factory import create_embedder
         from emily.memory.store import MemoryStore
 
         if deps.embedder is None:
@@ -210,6 +237,51 @@ class Agent:
             return
         deps.memory = store
         stack.callback(store.close)
+
+    @staticmethod
+    def _open_champion(settings: Settings, deps: AgentDeps, stack: AsyncExitStack) -> Appraiser:
+        """The champion appraiser, loading in the background (turns use the anchor method,
+        degraded, until it is loaded)."""
+        from emily.agents.champion import ChampionAppraiser
+
+        embedder = deps.embedder
+
+        def embed(texts: Sequence[str]) -> np.ndarray[Any, np.dtype[np.float32]]:
+            assert embedder is not None
+            return np.asarray(embedder.embed(list(texts)), dtype=np.float32)
+
+        champion = ChampionAppraiser(settings, embed if embedder is not None else None)
+        champion.start()
+        stack.callback(champion.close)
+        return champion
+
+    @staticmethod
+    def _open_prompt(settings: Settings, stack: AsyncExitStack) -> PromptProvider:
+        from emily.agents.prompt_registry import RegistryPrompt
+
+        provider = RegistryPrompt(settings)
+        provider.start()
+        stack.callback(provider.close)
+        return provider
+
+    @staticmethod
+    async def _open_features(settings: Settings, deps: AgentDeps, stack: AsyncExitStack) -> None:
+        """The feature server client, when turns use the feature store (``features.in_loop``);
+        a server that cannot be located is a degraded note on every turn, never a failure."""
+        from emily.features.client import FeatureClient, in_loop
+
+        if not in_loop(settings):
+            return
+        try:
+            client = FeatureClient.from_settings(settings)
+        except EmilyError as exc:
+            deps.features_error = f"unavailable ({short(exc)})"
+            log.warning("features_unavailable", error=short(exc))
+            return
+        stack.push_async_callback(client.aclose)
+        deps.features = client
+        if not await client.warm_up():
+            log.warning("features_not_answering", url=client.base_url)
 
     @staticmethod
     async def _open_llm(
@@ -360,6 +432,8 @@ class Agent:
                     "emily.policy": result.policy,
                     "emily.layer": result.layer,
                     "emily.degraded": result.degraded,
+                    "emily.appraised_by": result.appraised_by,
+                    "emily.prompt.version": result.prompt or "",
                 }
             )
             if result.degraded:

@@ -26,17 +26,34 @@ from emily.agents import world
 from emily.agents.cognition import deliberate
 from emily.agents.context import RESERVE_S, TurnContext
 from emily.agents.errors import EpisodeNotStoredError
-from emily.agents.perception import Stimulus, checked_appraisal, features, salience, when
+from emily.agents.perception import (
+    Appraisal,
+    Stimulus,
+    checked_appraisal,
+    features,
+    salience,
+    when,
+)
 from emily.agents.state import (
     RESET,
     AgentState,
     CognitionOutput,
+    Decision,
     HistoryEntry,
+    OnlineFeatureData,
     RecalledEpisode,
     RecallMode,
     next_turn,
 )
 from emily.agents.workspace import Proposal, compete
+from emily.features.rows import (
+    WindowEpisode,
+    add_to_window,
+    stimulus_row,
+    thread_row,
+    window_episode,
+)
+from emily.features.schema import STIMULUS_PUSH, THREAD_PUSH
 
 # What each policy looks like from outside (the loop has no body; it says what it does).
 EXPRESSIONS = {
@@ -94,24 +111,69 @@ async def perceive(state: AgentState, runtime: Runtime[TurnContext]) -> AgentSta
         except Exception as exc:
             notes.append(f"embedder: {short(exc)}")
     appraised: dict[str, float] | None = None
+    appraised_by = "words"
     if ctx.appraiser is not None:
         try:
             raw = await _bounded(ctx, "the appraiser", ctx.appraiser, stimulus.text, embedding)
-            appraised = checked_appraisal(raw)
+            if isinstance(raw, Appraisal):
+                appraised = checked_appraisal(raw.values)
+                appraised_by = raw.source
+                if raw.degraded:
+                    notes.append(f"appraiser: {raw.degraded}")
+            else:
+                appraised, appraised_by = checked_appraisal(raw), "appraiser"
         except Exception as exc:
             notes.append(f"appraiser: {short(exc)}")
     cues = features(stimulus, appraised)
+    occurred_at = when(stimulus, datetime.now(UTC))
+    online, note = await _read_features(ctx, state["thread_id"], stimulus, occurred_at, cues)
+    if note:
+        notes.append(note)
     return {
-        "occurred_at": when(stimulus, datetime.now(UTC)).isoformat(),
+        "occurred_at": occurred_at.isoformat(),
         "features": cues,
         "salience": salience(cues),
         "embedding": embedding,
+        "appraised_by": appraised_by,
+        "online_features": online,
         "recalled": [],
         "cognition": None,
         "episode_id": None,
         "notes": [RESET, *notes],
         "timings": {RESET: 1.0},
     }
+
+
+async def _read_features(
+    ctx: TurnContext,
+    thread_id: str,
+    stimulus: Stimulus,
+    at: datetime,
+    cues: dict[str, float],
+) -> tuple[OnlineFeatureData | None, str | None]:
+    """The thread's online features under the read deadline; ``(None, note)`` when they could
+    not be read (the turn goes on without them, degraded)."""
+    client = ctx.deps.features
+    if client is None:
+        error = ctx.deps.features_error
+        return None, (f"features: {error}" if error else None)
+    budget = ctx.budget_s(client.settings.features.read_deadline_s, RESERVE_S)
+    if budget < _MIN_WAIT_S:
+        return None, "features: no time left before the loop deadline"
+    vad = [cues["valence"], cues["arousal"], cues["dominance"]]
+    try:
+        online = await client.read(
+            thread_id, stimulus.source, at=at, stimulus_vad=vad, deadline_s=budget
+        )
+    except Exception as exc:
+        return None, f"features: read failed ({short(exc)})"
+    return OnlineFeatureData(
+        values=online.values,
+        missing=online.missing,
+        stale=online.stale,
+        future=online.future,
+        age_s=online.age_s,
+    ), None
 
 
 async def _search(ctx: TurnContext, **kwargs: Any) -> list[Any]:
@@ -351,12 +413,57 @@ async def _store_episode(state: AgentState, ctx: TurnContext, degraded: bool) ->
             "layer": decision["layer"],
             "outcome": action["expected_outcome"],
             "degraded": degraded,
+            "confidence": _confidence(decision),
+            "appraised_by": state.get("appraised_by", "words"),
         },
         embedding=state.get("embedding"),
     )
-    episode_id = int(await asyncio.to_thread(memory.add, episode))
+    # A turn resumed after a crash may have stored its episode already (the crash came between
+    # the commit and the checkpoint, and the resumed turn perceived again at another moment, so
+    # the idempotency key differs): one episode per (thread, turn), whatever ran twice.
+    turn_key = {"thread_id": state["thread_id"], "turn": next_turn(state)}
+    stored = await asyncio.to_thread(memory.episode_with, turn_key)
+    episode_id = stored if stored is not None else int(await asyncio.to_thread(memory.add, episode))
     ctx.receipt.episode_id = episode_id
     return episode_id
+
+
+def _confidence(decision: Decision) -> float:
+    """How sure the workspace was of its choice: the chosen policy's posterior probability."""
+    return round(float(decision["posterior"].get(decision["policy"], 0.0)), 6)
+
+
+async def _push_features(
+    state: AgentState, ctx: TurnContext, episode_id: int, degraded: bool
+) -> tuple[list[WindowEpisode], str | None]:
+    """After the episode is committed: the thread's feature window with it, and its rows pushed
+    online (the offline store already has them: it is the episodes table)."""
+    decision = state["decision"]
+    item = window_episode(
+        episode_id=episode_id,
+        at=datetime.fromisoformat(state["occurred_at"]),
+        affect=state["affect"]["vad"],
+        degraded=degraded,
+        layer=decision["layer"],
+        confidence=_confidence(decision),
+        turn=next_turn(state),
+    )
+    window = add_to_window(state.get("feature_window", []), item)
+    client = ctx.deps.features
+    if client is None:
+        return window, None
+    budget = ctx.budget_s(client.settings.features.push_deadline_s)
+    if budget < _MIN_WAIT_S:
+        return window, "features: no time left to push before the loop deadline"
+    rows = {
+        THREAD_PUSH.name: [thread_row(state["thread_id"], window, item)],
+        STIMULUS_PUSH.name: [stimulus_row(state["stimulus"].get("source", "user"), item)],
+    }
+    try:
+        await client.push_many(rows, deadline_s=budget)
+    except Exception as exc:
+        return window, f"features: push failed ({short(exc)})"
+    return window, None
 
 
 async def consolidate(state: AgentState, runtime: Runtime[TurnContext]) -> AgentState:
@@ -377,6 +484,12 @@ async def consolidate(state: AgentState, runtime: Runtime[TurnContext]) -> Agent
             if ctx.require_episode:
                 raise EpisodeNotStoredError(f"the episode was not stored ({failure})")
             new_notes.append(failure)
+    update: AgentState = {}
+    if episode_id is not None:
+        window, note = await _push_features(state, ctx, episode_id, bool(notes))
+        update["feature_window"] = window
+        if note:
+            new_notes.append(note)
     decision = state["decision"]
     summary = HistoryEntry(
         turn=next_turn(state),
@@ -392,6 +505,7 @@ async def consolidate(state: AgentState, runtime: Runtime[TurnContext]) -> Agent
     )
     history = [*state.get("history", []), summary][-ctx.settings.history_limit :]
     return {
+        **update,
         "episode_id": episode_id,
         "turn": next_turn(state),
         "last_at": state["occurred_at"],

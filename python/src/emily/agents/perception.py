@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Protocol, cast
+from typing import NamedTuple, Protocol, cast
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
@@ -216,13 +216,25 @@ class Stimulus(BaseModel):
         return cast(StimulusData, self.model_dump(mode="json", exclude_none=True))
 
 
+class Appraisal(NamedTuple):
+    """An appraiser's answer that says what produced it (``emily-appraisal/3``, ``anchor``) and,
+    when it is a fallback, why (the turn is then degraded with that reason)."""
+
+    values: Mapping[str, float]
+    source: str
+    degraded: str | None = None
+
+
 class Appraiser(Protocol):
-    """A model's estimate of some cues (any of ``CUES``) from the text and its embedding.
+    """A model's estimate of some cues (any of ``CUES``) from the text and its embedding: plain
+    values, or an ``Appraisal`` that names its source.
 
     Called in a worker thread under the turn's time budget; what it returns is checked (known
     names, finite, in range) and anything wrong is a degraded note, never a failed turn."""
 
-    def __call__(self, text: str, embedding: Sequence[float] | None) -> Mapping[str, float]: ...
+    def __call__(
+        self, text: str, embedding: Sequence[float] | None
+    ) -> Mapping[str, float] | Appraisal: ...
 
 
 def checked_appraisal(values: Mapping[str, float]) -> dict[str, float]:

@@ -25,6 +25,16 @@ class AgentsSettings(BaseModel):
     memory_enabled: bool = Field(
         default=True, description="Recall from and consolidate to episodic memory."
     )
+    appraiser: Literal["champion", "words"] = Field(
+        default="champion",
+        description="Valence from the registered champion model (the anchor method while it is "
+        "unavailable, degraded), or from the word lists only.",
+    )
+    prompt_source: Literal["registry", "builtin"] = Field(
+        default="registry",
+        description="The cognition prompt from MLflow's prompt registry (by mlops.prompt_alias; "
+        "the built-in text while it is unavailable), or the built-in text only.",
+    )
     memory_timeout_s: float = Field(
         default=1.0, gt=0, description="Embed/recall/consolidate give up after this (degraded)."
     )

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, NotRequired, TypedDict
 
+from emily.features.rows import WindowEpisode
+
 RESET = "__reset__"
 
 LayerName = Literal["instinct", "affect", "cognition"]
@@ -136,6 +138,17 @@ class HistoryEntry(TypedDict):
     episode_id: int | None
 
 
+class OnlineFeatureData(TypedDict):
+    """The thread's online features read by perceive (``emily.features.client.OnlineFeatures``):
+    values by ``view:feature`` (``None``: missing), and which views had no usable value."""
+
+    values: dict[str, float | int | None]
+    missing: list[str]
+    stale: list[str]
+    future: list[str]
+    age_s: dict[str, float]
+
+
 class AgentState(TypedDict, total=False):
     # input of a turn
     thread_id: str
@@ -145,6 +158,8 @@ class AgentState(TypedDict, total=False):
     features: dict[str, float]  # the cues of ``perception.CUES``
     salience: float
     embedding: list[float] | None
+    appraised_by: str  # what estimated the valence: "emily-appraisal/3", "anchor", "words"
+    online_features: OnlineFeatureData | None
     # recall
     recalled: list[RecalledEpisode]
     # the three layers
@@ -164,6 +179,7 @@ class AgentState(TypedDict, total=False):
     mood: list[float]
     drives: dict[str, DriveData]
     history: list[HistoryEntry]
+    feature_window: list[WindowEpisode]  # the thread's last stored episodes (feature windows)
 
 
 def next_turn(state: AgentState) -> int:

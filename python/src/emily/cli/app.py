@@ -18,8 +18,10 @@ from emily.cli import (
     config_cmds,
     demo_cmds,
     doctor_cmds,
+    features_cmds,
     infer_cmds,
     memory_cmds,
+    mlops_cmds,
     stack_cmds,
 )
 from emily.cli.context import STATE_DIR_HELP, EmilyGroup, build_settings, set_override
@@ -64,6 +66,8 @@ app.add_typer(config_cmds.app, name="config")
 app.add_typer(memory_cmds.app, name="memory")
 app.add_typer(infer_cmds.app, name="infer")
 app.add_typer(agents_cmds.app, name="agents")
+app.add_typer(mlops_cmds.app, name="mlops")
+app.add_typer(features_cmds.app, name="features")
 doctor_cmds.add_to(app)
 demo_cmds.add_to(app)
 

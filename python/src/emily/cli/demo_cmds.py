@@ -28,6 +28,13 @@ def demo(
     agents: Annotated[
         bool, typer.Option("--agents/--no-agents", help="Run the scripted day.")
     ] = True,
+    train: Annotated[
+        bool,
+        typer.Option(
+            "--train/--no-train",
+            help="Train the appraisal model when none is champion yet (first run: dvc repro).",
+        ),
+    ] = True,
 ) -> None:
     """Start the local stack, seed memory from WordNet, search it, live a scripted day
     through the agent loop and write an HTML report."""
@@ -36,7 +43,12 @@ def demo(
 
     console = terminal_console()
     options = DemoOptions(
-        corpus_size=corpus_size, stimuli=stimuli, report_dir=report_dir, days=days, agents=agents
+        corpus_size=corpus_size,
+        stimuli=stimuli,
+        report_dir=report_dir,
+        days=days,
+        agents=agents,
+        train=train,
     )
     print_result(run_demo(settings_of(ctx), options, console), console)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -10,6 +11,7 @@ from rich.console import Console
 from emily.ui import escape
 
 if TYPE_CHECKING:
+    from emily.demo.report import LoopRecord
     from emily.demo.runner import DemoResult
 
 WIDTH = 80
@@ -30,3 +32,26 @@ def print_result(result: DemoResult, console: Console) -> None:
         console.print("[yellow]traces:[/] no MLflow server answered; tracing was off")
     for problem in result.problems:
         console.print(f"[yellow]note:[/] {escape(problem)}")
+
+
+def turn_line(r: LoopRecord, text_width: int = 33) -> str:
+    """One turn in at most 80 columns: number, time, stimulus (cut), winning layer, policy,
+    valence, latency, and ``!`` for a degraded turn."""
+    text = r.text if len(r.text) <= text_width else r.text[: text_width - 1] + "…"
+    flag = "!" if r.degraded else " "
+    return (
+        f"{r.index:>2} {r.at:%H:%M} {text:<{text_width}} {r.winner:<9} {r.policy:<8} "
+        f"{r.valence:+.2f} {r.latency_ms:>6.0f}ms {flag}"
+    )
+
+
+def summarise_day(records: Sequence[LoopRecord], console: Console) -> None:
+    header = (
+        f"{'#':>2} {'time':<5} {'stimulus':<33} {'layer':<9} {'policy':<8} {'V':>5} {'latency':>8}"
+    )
+    console.print(f"[bold]{header}[/]", no_wrap=True, overflow="crop")
+    for r in records:
+        line = escape(turn_line(r))
+        console.print(f"[red]{line}[/]" if r.degraded else line, no_wrap=True, overflow="crop")
+    degraded = sum(r.degraded for r in records)
+    console.print(f"{len(records)} turns, {degraded} degraded (!)")

@@ -4,7 +4,12 @@ Episodes are WordNet synsets: ``"<lemma>: <gloss>"``. Selection is deterministic
 ordered by a SHA-256 of their part of speech and offset, first ``size`` kept), so the same size
 always yields the same corpus.
 
-Affect labels are *derived*, not human ratings. Each dimension has an anchor direction in the
+Valence comes from the champion appraisal model when one is registered: a model trained on the
+human ratings of the VADER lexicon (``emily.mlops.appraisal``), so those labels are
+*human-trained*. Arousal and dominance have no human ratings here and stay *derived* (as does
+valence when no champion exists). Each episode's ``context.labels`` says which is which.
+
+Derived labels: each dimension has an anchor direction in the
 embedding space: the mean embedding of a small seed word list for the positive pole minus that of
 the negative pole (pleasant/unpleasant, excited/calm, dominant/submissive). A gloss's score is the
 projection of its embedding on the unit anchor, centred on the corpus median, divided
@@ -38,6 +43,11 @@ MIN_GLOSS_CHARS = 20
 
 
 Embed = Callable[[Sequence[str]], npt.NDArray[np.float32]]
+# (texts, embeddings) → (valence in [-1, 1], what produced it, e.g. "emily-appraisal/3")
+ValenceModel = Callable[
+    [Sequence[str], npt.NDArray[np.float32]], tuple[npt.NDArray[np.float64], str]
+]
+DERIVED = "anchor (derived)"
 
 
 class CorpusError(EmilyError):
@@ -127,8 +137,10 @@ def build_corpus(
     days: int = 120,
     wordnet_dir: Path = WORDNET_DIR,
     progress: Callable[[int], None] | None = None,
+    valence_model: ValenceModel | None = None,
 ) -> list[dict[str, Any]]:
-    """Ingest-format episodes (``emily memory ingest`` lines) with embeddings and affect."""
+    """Ingest-format episodes (``emily memory ingest`` lines) with embeddings and affect;
+    valence from ``valence_model`` when given, else derived like the other two."""
     chosen = select_synsets(list(read_synsets(wordnet_dir)), size)
     reference = (now or datetime.now(UTC)).replace(microsecond=0)
     texts = [s.content for s in chosen]
@@ -140,6 +152,11 @@ def build_corpus(
             progress(len(texts[start : start + step]))
     embeddings = np.concatenate(chunks, axis=0)
     affect = label_affect(embed, embeddings)
+    labels = {"valence": DERIVED, "arousal": DERIVED, "dominance": DERIVED}
+    if valence_model is not None:
+        valence, source = valence_model(texts, embeddings)
+        affect[:, 0] = np.clip(valence, -1.0, 1.0)
+        labels["valence"] = f"{source} (trained on human ratings)"
     times = spread_times([s.key for s in chosen], reference, days)
     episodes = []
     for synset, vector, vad, when in zip(chosen, embeddings, affect, times, strict=True):
@@ -153,6 +170,7 @@ def build_corpus(
                     "synset": synset.key,
                     "pos": POS_NAMES.get(synset.pos, synset.pos),
                     "lemmas": list(synset.lemmas),
+                    "labels": labels,
                 },
                 "embedding": [round(float(x), 6) for x in vector],
             }
@@ -173,3 +191,24 @@ def write_jsonl(episodes: Sequence[dict[str, Any]], path: Path) -> Path:
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [value for _, value in read_json_lines(path, CorpusError)]
+
+
+def relabel(
+    episodes: list[dict[str, Any]], embed: Embed, valence_model: ValenceModel | None
+) -> None:
+    """Valence of cached episodes again, from their stored embeddings (in place): from
+    ``valence_model``, or derived when there is none."""
+    if not episodes:
+        return
+    embeddings = np.asarray([e["embedding"] for e in episodes], dtype=np.float32)
+    if valence_model is not None:
+        valence, source = valence_model([e["content"] for e in episodes], embeddings)
+        label = f"{source} (trained on human ratings)"
+    else:
+        from emily.mlops.appraisal.anchors import AnchorAxis
+
+        valence, label = AnchorAxis.fit(embed, "valence", embeddings).score(embeddings), DERIVED
+    for episode, value in zip(episodes, valence, strict=True):
+        episode["affect"][0] = round(float(np.clip(value, -1.0, 1.0)), 4)
+        labels = episode["context"].setdefault("labels", {"arousal": DERIVED, "dominance": DERIVED})
+        labels["valence"] = label

@@ -42,6 +42,21 @@ class LoopRecord(BaseModel):
     degraded: bool
     reason: str | None = None
     tight_deadline: bool = False
+    features_missing: list[str] = Field(
+        default_factory=list, description="Feature views the turn had no usable value of."
+    )
+    appraised_by: str = Field(default="words", description="What estimated the valence.")
+
+
+class FeatureRow(BaseModel):
+    """One feature view in the freshness panel (from ``emily.features.monitor``)."""
+
+    view: str
+    ttl_s: float
+    online_age_s: float | None
+    offline_age_s: float | None
+    rows: int
+    flags: list[str]
 
 
 class SearchRow(BaseModel):
@@ -143,6 +158,41 @@ _STYLE = (
 )
 
 
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "none"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if abs(seconds) >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def _feature_panel(
+    records: Sequence[LoopRecord], features: Sequence[FeatureRow], at: datetime | None
+) -> str:
+    """Freshness of each feature view (age of its newest online and offline event against its
+    TTL, as of ``at``) and how many of the day's turns had a usable value of it."""
+    when = f" at {at:%H:%M} UTC" if at is not None else ""
+    rows = []
+    for f in features:
+        had = sum(f.view not in r.features_missing for r in records)
+        rows.append(
+            [
+                f.view,
+                _age(f.ttl_s),
+                _age(f.online_age_s),
+                _age(f.offline_age_s),
+                str(f.rows),
+                f"{had}/{len(records)}" if records else "-",
+                ", ".join(f.flags) or "fresh",
+            ]
+        )
+    return f"<h2>Feature store: freshness{html.escape(when)}</h2>" + _table(
+        ["view", "TTL", "online age", "offline age", "recent rows", "turns with it", "status"],
+        rows,
+    )
+
+
 def render_html(
     records: Sequence[LoopRecord],
     searches: Sequence[SearchRow],
@@ -150,6 +200,8 @@ def render_html(
     title: str,
     notes: Sequence[str],
     charts: bool,
+    features: Sequence[FeatureRow] = (),
+    features_at: datetime | None = None,
 ) -> str:
     parts = [f"<h1>{html.escape(title)}</h1>"]
     parts.extend(f"<p class='note'>{html.escape(n)}</p>" for n in notes)
@@ -205,6 +257,8 @@ def render_html(
                 ],
             )
         )
+    if features:
+        parts.append(_feature_panel(records, features, features_at))
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
@@ -219,6 +273,8 @@ def write_report(
     *,
     title: str = "Emily Sovereign demo",
     notes: Sequence[str] = (),
+    features: Sequence[FeatureRow] = (),
+    features_at: datetime | None = None,
 ) -> Path:
     """Write the charts (when there are turns) and ``index.html``; returns the HTML path."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -229,7 +285,15 @@ def write_report(
         plot_degraded(records, directory / CHARTS["degraded"])
     page = directory / "index.html"
     page.write_text(
-        render_html(records, searches, title=title, notes=notes, charts=bool(records)),
+        render_html(
+            records,
+            searches,
+            title=title,
+            notes=notes,
+            charts=bool(records),
+            features=features,
+            features_at=features_at,
+        ),
         encoding="utf-8",
     )
     return page

@@ -14,21 +14,26 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from emily.config import Settings
-from emily.demo.corpus import build_corpus, read_jsonl, write_jsonl
+from emily.demo.console import summarise_day
+from emily.demo.corpus import DERIVED, Embed, build_corpus, read_jsonl, relabel, write_jsonl
 from emily.demo.day import DayEvent, day_events, demo_day, stimulus_payload
-from emily.demo.report import LoopRecord, SearchRow, write_report
+from emily.demo.report import FeatureRow, LoopRecord, SearchRow, write_report
 from emily.errors import EmilyError
 from emily.locator import is_external
 from emily.stack.manager import Stack
 from emily.stack.registry import SERVICES
 from emily.telemetry.logs import get_logger
+
+if TYPE_CHECKING:
+    from emily.agents.champion import ChampionAppraiser
 
 log = get_logger("demo")
 
@@ -48,6 +53,7 @@ class DemoOptions:
     report_dir: Path = Path("demo-report")
     days: int = 120
     agents: bool = True
+    train: bool = True  # train the appraisal model when no champion exists (first run)
 
 
 @dataclass
@@ -79,6 +85,8 @@ def start_stack(settings: Settings, console: Console, problems: list[str]) -> St
     """PostgreSQL must start; the other services may fail (noted in ``problems``)."""
     stack = Stack(settings)
     for name in SERVICES:
+        if name == "features":
+            continue  # after the memory schema: see start_features
         if is_external(settings, name):
             console.print(f"[dim]●[/] {name:<9} external (configured)")
             continue
@@ -95,28 +103,93 @@ def start_stack(settings: Settings, console: Console, problems: list[str]) -> St
     return stack
 
 
+def start_features(settings: Settings, stack: Stack, console: Console, problems: list[str]) -> None:
+    """The feature store needs the episodes table: apply its repository, then start its server
+    (``emily up`` does the same). It may fail; the loop then runs without features."""
+    if is_external(settings, "features"):
+        console.print(f"[dim]●[/] {'features':<9} external (configured)")
+        return
+    from emily.provision import features_up
+
+    with console.status("starting features …"):
+        try:
+            state, _ = features_up(settings, stack)
+        except EmilyError as exc:
+            problems.append(f"features did not start: {exc}")
+            console.print(f"[yellow]●[/] {'features':<9} not available: {exc}")
+            return
+    console.print(f"[green]●[/] {'features':<9} {state.services['features'].url}")
+
+
+def feature_freshness(
+    settings: Settings, records: Sequence[LoopRecord], problems: list[str]
+) -> tuple[list[FeatureRow], datetime | None]:
+    """The freshness panel's rows, as of the end of the day (the day is in the past)."""
+    from emily.features.client import in_loop
+
+    if not records or not in_loop(settings):
+        return [], None
+    from emily.features.monitor import monitor
+
+    at = max(r.at for r in records)
+    try:
+        report = monitor(settings, now=at)
+    except EmilyError as exc:
+        problems.append(f"feature monitor: {exc}")
+        return [], None
+    rows = [
+        FeatureRow(
+            view=v.view,
+            ttl_s=v.ttl_s,
+            online_age_s=v.online_age_s,
+            offline_age_s=v.offline_age_s,
+            rows=v.rows,
+            flags=v.flags,
+        )
+        for v in report.views
+    ]
+    return rows, at
+
+
 # -- corpus and memory ---------------------------------------------------------------------------
 def corpus_path(settings: Settings, size: int) -> Path:
     return settings.state_dir / "demo" / f"wordnet-{size}.jsonl"
 
 
-def load_corpus(settings: Settings, size: int, days: int, console: Console) -> list[dict[str, Any]]:
-    """The cached corpus of this size, else built now (embedding is the slow part)."""
+def _valence_source(episodes: Sequence[dict[str, Any]]) -> str | None:
+    labels = episodes[0].get("context", {}).get("labels", {}) if episodes else {}
+    return str(labels.get("valence")) if labels else None
+
+
+def load_corpus(
+    settings: Settings,
+    size: int,
+    days: int,
+    console: Console,
+    embed: Embed,
+    champion: ChampionAppraiser | None = None,
+) -> list[dict[str, Any]]:
+    """The cached corpus of this size, else built now (embedding is the slow part); its
+    valence from the champion when there is one (a cached corpus labelled otherwise is
+    relabelled from its stored embeddings)."""
     path = corpus_path(settings, size)
+    valence_model = champion.appraise_many if champion is not None else None
     if path.is_file():
         episodes = read_jsonl(path)
         if len(episodes) == size:
+            wanted = champion.source if champion is not None else DERIVED
+            if (_valence_source(episodes) or "").split(" (")[0] != wanted.split(" (")[0]:
+                relabel(episodes, embed, valence_model)
+                write_jsonl(episodes, path)
             return episodes
-    from emily.memory.embedding import create_embedder
-
-    embedder = create_embedder(settings)
     with _progress(console) as progress:
         task = progress.add_task("embedding WordNet glosses", total=size)
         episodes = build_corpus(
-            embedder.embed,
+            embed,
             size=size,
             days=days,
             progress=lambda n: progress.advance(task, n),
+            valence_model=valence_model,
         )
     write_jsonl(episodes, path)
     return episodes
@@ -208,6 +281,7 @@ async def run_day(
     events: Sequence[DayEvent],
     console: Console,
     on_turn: Callable[[LoopRecord], None] | None = None,
+    appraiser: ChampionAppraiser | None = None,
 ) -> list[LoopRecord]:
     """Every event through the agent loop, in one new thread; raises ``ImportError`` when the
     agent package is not installed and ``EmilyError`` when the loop cannot run at all."""
@@ -217,7 +291,7 @@ async def run_day(
     day = demo_day()
     thread_id = f"demo-{day:%Y%m%d}-{uuid.uuid4().hex[:6]}"
     records: list[LoopRecord] = []
-    agent = await Agent.open(settings)
+    agent = await Agent.open(settings, appraiser=appraiser)
     try:
         with _progress(console) as progress:
             task = progress.add_task("living through the day", total=len(events))
@@ -240,6 +314,8 @@ async def run_day(
                     degraded=result.degraded,
                     reason=result.degraded_reason,
                     tight_deadline=event.tight_deadline,
+                    features_missing=result.features_unavailable,
+                    appraised_by=result.appraised_by,
                 )
                 records.append(record)
                 if on_turn is not None:
@@ -248,24 +324,6 @@ async def run_day(
     finally:
         await agent.close()
     return records
-
-
-def summarise_day(records: Sequence[LoopRecord], console: Console) -> None:
-    table = Table("#", "time", "stimulus", "layer", "policy", "V/A/D", "ms", "degraded")
-    for r in records:
-        table.add_row(
-            str(r.index),
-            f"{r.at:%H:%M}",
-            r.text[:48],
-            r.winner,
-            r.policy,
-            f"{r.valence:+.2f}/{r.arousal:+.2f}/{r.dominance:+.2f}",
-            f"{r.latency_ms:.0f}",
-            "[red]yes[/]" if r.degraded else "",
-        )
-    console.print(table)
-    degraded = sum(r.degraded for r in records)
-    console.print(f"{len(records)} turns, {degraded} degraded")
 
 
 # -- tracing ---------------------------------------------------------------------------------------
@@ -283,19 +341,28 @@ def _traces_link(settings: Settings) -> tuple[str | None, str | None]:
 
 # -- the whole job ---------------------------------------------------------------------------------
 def run_demo(settings: Settings, options: DemoOptions, console: Console) -> DemoResult:
+    from emily.demo.champion import ensure_champion
+    from emily.memory.embedding.factory import create_embedder
     from emily.memory.store import MemoryStore
     from emily.telemetry.tracing import setup_tracing, shutdown_tracing
 
     problems: list[str] = []
-    start_stack(settings, console, problems)
+    stack = start_stack(settings, console, problems)
     provider = setup_tracing(settings, service_name="emily-demo")
     if provider is None and settings.telemetry.enabled:
         problems.append("tracing is off: no MLflow server or OTLP endpoint answers")
     try:
-        corpus = load_corpus(settings, options.corpus_size, options.days, console)
+        embedder = create_embedder(settings)
+
+        def embed(texts: Sequence[str]) -> Any:
+            return np.asarray(embedder.embed(list(texts)), dtype=np.float32)
+
+        champion = ensure_champion(settings, console, problems, train=options.train, embed=embed)
+        corpus = load_corpus(settings, options.corpus_size, options.days, console, embed, champion)
         # Migrations create the application role the pool connects as: run them first.
         store = MemoryStore(settings)
         store.migrate()
+        start_features(settings, stack, console, problems)
         with store:
             seeded = seed_memory(settings, store, corpus, console)
             rows = store.count()
@@ -303,13 +370,17 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> Demo
             searches = run_searches(store, console)
         records: list[LoopRecord] = []
         if options.agents:
-            records = _day_or_problem(settings, options, console, problems)
-        notes = [
-            f"Corpus: {len(corpus)} WordNet glosses with derived affect labels "
-            "(embedding projections on seed-word anchor directions, not human ratings).",
-            *problems,
-        ]
-        page = write_report(options.report_dir, records, searches, notes=notes)
+            records = _day_or_problem(settings, options, console, problems, champion)
+        features, features_at = feature_freshness(settings, records, problems)
+        notes = [*label_notes(corpus, records), *problems]
+        page = write_report(
+            options.report_dir,
+            records,
+            searches,
+            notes=notes,
+            features=features,
+            features_at=features_at,
+        )
     finally:
         shutdown_tracing()
     mlflow_url, traces_url = _traces_link(settings)
@@ -326,12 +397,33 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> Demo
     )
 
 
+def label_notes(corpus: Sequence[dict[str, Any]], records: Sequence[LoopRecord]) -> list[str]:
+    """Which labels are trained on human ratings and which are derived."""
+    valence = _valence_source(corpus) or DERIVED
+    notes = [
+        f"Corpus: {len(corpus)} WordNet glosses. Valence labels: {valence}. Arousal and "
+        "dominance labels: derived (embedding projections on seed-word anchor directions; no "
+        "human ratings exist for them here)."
+    ]
+    if records:
+        counts: dict[str, int] = {}
+        for r in records:
+            counts[r.appraised_by] = counts.get(r.appraised_by, 0) + 1
+        by = ", ".join(f"{name} ({n})" for name, n in sorted(counts.items()))
+        notes.append(f"Turns appraised by: {by}.")
+    return notes
+
+
 def _day_or_problem(
-    settings: Settings, options: DemoOptions, console: Console, problems: list[str]
+    settings: Settings,
+    options: DemoOptions,
+    console: Console,
+    problems: list[str],
+    champion: ChampionAppraiser | None = None,
 ) -> list[LoopRecord]:
     events = day_events(options.stimuli)
     try:
-        records = asyncio.run(run_day(settings, events, console))
+        records = asyncio.run(run_day(settings, events, console, appraiser=champion))
     except ImportError as exc:
         problems.append(f"the agent loop is not available ({exc}); memory part only")
         console.print(f"[yellow]agent loop not available:[/] {exc}")

@@ -341,6 +341,19 @@ class MemoryStore:
         return result
 
     # -- reads -------------------------------------------------------------------------------
+    def episode_with(self, context: dict[str, Any]) -> int | None:
+        """The id of an episode whose context contains ``context`` (the GIN index of each
+        partition answers ``@>``), or ``None``: lets a writer that may repeat itself (an agent
+        turn resumed after a crash) find what it already stored."""
+        with self._transaction() as conn:
+            row = conn.execute(
+                sql.SQL("SELECT id FROM {} WHERE context @> %s ORDER BY id LIMIT 1").format(
+                    sql.Identifier(TABLE)
+                ),
+                (Jsonb(context),),
+            ).fetchone()
+        return int(row[0]) if row else None
+
     def count(self) -> int:
         with self._transaction() as conn:
             row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(TABLE)))

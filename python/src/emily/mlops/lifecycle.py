@@ -7,7 +7,7 @@ import io
 import json
 from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -126,12 +126,12 @@ def train(
 def _load(uri: str) -> AppraisalModel:
     import mlflow
 
-    from emily.mlops.appraisal.pyfunc_model import AppraisalModel
-
     loaded = mlflow.pyfunc.load_model(uri).unwrap_python_model()
-    if not isinstance(loaded, AppraisalModel):
+    # Models from code are rebuilt from the copy stored with the model, under another module
+    # name, so the class is not ours by identity; the interface is what counts.
+    if not callable(getattr(loaded, "appraise", None)):
         raise EmilyError(f"{uri} is not an appraisal model", field="model")
-    return loaded
+    return cast("AppraisalModel", loaded)
 
 
 def load_model(settings: Settings, ref: str) -> tuple[AppraisalModel, registry.VersionInfo]:

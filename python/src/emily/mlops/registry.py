@@ -167,7 +167,11 @@ def register(
     ensure_registered_model(client, name)
     all_tags = {**tags, "trained_by": trained_by}
     previous_challenger = by_alias(client, name, CHALLENGER)
-    created = client.create_model_version(name, model_uri, run_id=run_id, tags=all_tags)
+    # MLflow 3 logged models live at models:/<model_id>; the version must name that id.
+    model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
+    created = client.create_model_version(
+        name, model_uri, run_id=run_id, tags=all_tags, model_id=model_id
+    )
     version = int(created.version)
     try:
         client.set_registered_model_alias(name, CHALLENGER, str(version))

@@ -5,6 +5,7 @@ the same environment and settings (the state directory travels in ``EMILY_STATE_
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -69,10 +70,8 @@ def dvc(
     output = "\n".join(lines)
     if code != 0:
         # Our stages print "error: <stage>: <message>"; that line is the reason.
-        reason = next(
-            (ln for ln in reversed(lines) if ln.startswith("error: ")), lines[-1:] or [""]
-        )
-        text = reason if isinstance(reason, str) else reason[0]
+        errors = [ln for ln in lines if ln.startswith("error: ")]
+        text = errors[-1] if errors else (lines[-1] if lines else "no output")
         raise PipelineError(
             f"`dvc {' '.join(args)}` failed: {text.removeprefix('error: ')}",
             field=what,
@@ -114,7 +113,9 @@ def data_url(layout: Layout, path: Path) -> str:
     import dvc.api
 
     try:
-        return str(dvc.api.get_url(layout.relative(path), repo=str(layout.repo_root)))
+        # dvc.api resolves the path against the working directory, whatever `repo` says.
+        with contextlib.chdir(layout.repo_root):
+            return str(dvc.api.get_url(layout.relative(path), repo=str(layout.repo_root)))
     except Exception as exc:
         raise PipelineError(f"DVC cannot locate {path}: {exc}", field=str(path)) from exc
 
@@ -124,9 +125,12 @@ def read_versioned(layout: Layout, path: Path, rev: str | None = None) -> bytes:
     import dvc.api
 
     try:
-        with dvc.api.open(
-            layout.relative(path), repo=str(layout.repo_root), rev=rev, mode="rb"
-        ) as handle:
+        with (
+            contextlib.chdir(layout.repo_root),
+            dvc.api.open(
+                layout.relative(path), repo=str(layout.repo_root), rev=rev, mode="rb"
+            ) as handle,
+        ):
             data: bytes = handle.read()
             return data
     except Exception as exc:

@@ -89,12 +89,6 @@ class LocalMlflow(LocalService):
     def logfile(self) -> Path:
         return self.home / "mlflow.log"
 
-    def _log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.logfile.read_text(encoding="utf-8").splitlines()[-lines:])
-        except OSError:
-            return ""
-
     def answers(self, record: ServiceRecord) -> bool:
         return record.url is not None and healthy(record.url)
 
@@ -195,7 +189,7 @@ class LocalMlflow(LocalService):
         )
         if process.poll() is not None:
             raise StackError(
-                f"mlflow server exited with code {process.returncode}:\n{self._log_tail()}",
+                f"mlflow server exited with code {process.returncode}:\n{self.log_tail()}",
                 hint=f"full log: {self.logfile}",
             )
         if not ready:

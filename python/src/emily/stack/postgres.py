@@ -134,7 +134,10 @@ class LocalPostgres(LocalService):
     def __init__(self, settings: Settings, state: Any) -> None:
         super().__init__(settings, state)
         self.pgdata = self.home / "data"
-        self.logfile = self.home / "postgres.log"
+
+    @property
+    def logfile(self) -> Path:
+        return self.home / "postgres.log"
 
     # -- helpers ---------------------------------------------------------------------------
     def _run(
@@ -323,7 +326,7 @@ class LocalPostgres(LocalService):
                 timeout=timeout + 10,
             )
         except StackError as exc:
-            log_tail = self._log_tail()
+            log_tail = self.log_tail(15)
             raise StackError(
                 f"PostgreSQL did not start: {exc.message}\n{log_tail}",
                 hint=f"full log: {self.logfile}",
@@ -333,12 +336,6 @@ class LocalPostgres(LocalService):
         password = self.state.secret(SUPERUSER_PASSWORD_SECRET)
         self._ensure_database(build_dsn(SUPERUSER, password, port, "postgres"))
         return self.remember(self._record(port))
-
-    def _log_tail(self, lines: int = 15) -> str:
-        try:
-            return "\n".join(self.logfile.read_text(encoding="utf-8").splitlines()[-lines:])
-        except OSError:
-            return ""
 
     def pid_of(self, record: ServiceRecord) -> int | None:
         pid = self._postmaster_pid()

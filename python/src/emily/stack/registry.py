@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from emily.stack.features import LocalFeatureServer
 from emily.stack.llm import LocalLlamaServer
 from emily.stack.mlflow import LocalMlflow
 from emily.stack.postgres import LocalPostgres
@@ -14,4 +15,5 @@ SERVICES: dict[str, type[LocalService]] = {
     "redis": LocalRedis,
     "llm": LocalLlamaServer,
     "mlflow": LocalMlflow,
+    "features": LocalFeatureServer,
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, ValidationError
@@ -42,6 +43,18 @@ class LocalService(ABC):
         self.state = state
         self.home = state.root / self.name  # created by ``Stack.up``, not by a probe
         self.warnings: list[str] = []
+
+    @property
+    def logfile(self) -> Path:
+        """The server's own log (services name theirs)."""
+        return self.home / f"{self.name}.log"
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The end of the server's log, for the error when it does not start."""
+        try:
+            return "\n".join(self.logfile.read_text(encoding="utf-8").splitlines()[-lines:])
+        except OSError:
+            return ""
 
     @abstractmethod
     def start(self, previous: ServiceRecord | None) -> ServiceRecord:

@@ -15,7 +15,6 @@ from emily.mlops.appraisal.lexicon import (
     RATING_MAX,
     LexiconError,
     LexiconRow,
-    kind_of,
     read_lexicon,
 )
 
@@ -82,7 +81,14 @@ def duplicated_tokens(lexicon: Path) -> list[str]:
     return sorted(twice)
 
 
-def build(lexicon: Path, extra_dir: Path, *, test_fraction: float, seed: int) -> pd.DataFrame:
+def build(
+    lexicon: Path,
+    extra_dir: Path,
+    *,
+    test_fraction: float,
+    seed: int,
+    max_rows: int | None = None,
+) -> pd.DataFrame:
     import pandas as pd
     from sklearn.model_selection import train_test_split
 
@@ -94,7 +100,19 @@ def build(lexicon: Path, extra_dir: Path, *, test_fraction: float, seed: int) ->
     frame = frame.drop_duplicates(subset=["token"], keep="last").reset_index(drop=True)
     if frame.empty:
         raise DatasetError("no rows to prepare", field="lexicon")
-    kinds = frame["kind"].map(lambda k: k if k in ("word", "other") else kind_of(str(k)))
+    if max_rows is not None and max_rows < len(frame):
+        # A smaller pipeline for quick runs (tests, experiments), same proportions of kinds;
+        # extra data is always kept whole (it is what a retraining was triggered for).
+        extra = frame[frame["source"] == "extra"]
+        lexicon_rows = frame[frame["source"] != "extra"]
+        if max_rows < len(lexicon_rows):
+            lexicon_rows, _ = train_test_split(
+                lexicon_rows, train_size=max_rows, stratify=lexicon_rows["kind"], random_state=seed
+            )
+        frame = pd.concat([lexicon_rows, extra])
+        frame = frame.sort_values(["source", "line"], ascending=[False, True])
+        frame = frame.reset_index(drop=True)
+    kinds = frame["kind"]
     train_index, _ = train_test_split(
         frame.index, test_size=test_fraction, stratify=kinds, random_state=seed
     )

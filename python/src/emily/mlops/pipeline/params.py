@@ -19,6 +19,9 @@ class PrepareParams(_Section):
     test_fraction: float = Field(gt=0, lt=0.5)
     seed: int
     extra_dir: str = Field(description="Extra human-labelled JSONL files (DVC-tracked).")
+    max_rows: int | None = Field(
+        default=None, ge=100, description="Stratified subsample of the lexicon (None: all)."
+    )
 
 
 class ValidateParams(_Section):

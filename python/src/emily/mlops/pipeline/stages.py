@@ -41,7 +41,11 @@ def prepare(layout: Layout) -> None:
     params = load_params(layout.params).prepare
     source = installed_lexicon()
     frame = dataset.build(
-        source, layout.extra, test_fraction=params.test_fraction, seed=params.seed
+        source,
+        layout.extra,
+        test_fraction=params.test_fraction,
+        seed=params.seed,
+        max_rows=params.max_rows,
     )
     layout.lexicon.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(layout.lexicon, index=False)
