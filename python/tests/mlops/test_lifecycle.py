@@ -252,6 +252,24 @@ def test_push_then_pull_restores_the_data(
     assert versioning.read_versioned(layout, layout.lexicon) == original
 
 
+def test_a_run_missing_from_the_server_is_trained_again_there(
+    pipeline_repo: PipelineRepo, strong_challenger: dict[str, Any]
+) -> None:
+    """The workspace's model may come from another tracking server (another state dir): DVC
+    says the pipeline is up to date, but its run is not on this server, so training reruns the
+    train stage (never from DVC's run cache) and what follows it."""
+    settings, layout = pipeline_repo.settings, pipeline_repo.layout
+    assert not lifecycle._run_exists(client(pipeline_repo), "0" * 32)
+    before = json.loads(layout.run_file.read_text(encoding="utf-8"))["run_id"]
+    assert lifecycle._run_exists(client(pipeline_repo), before)
+    output = versioning.repro(settings, layout, force_from="train")
+    assert "Running stage 'train'" in output and "Running stage 'evaluate'" in output
+    after = json.loads(layout.run_file.read_text(encoding="utf-8"))["run_id"]
+    assert after != before and lifecycle._run_exists(client(pipeline_repo), after)
+    # ... and the pipeline is consistent again: a plain repro has nothing to do.
+    assert "Running stage" not in versioning.repro(settings, layout)
+
+
 @pytest.fixture
 def restore_extra(pipeline_repo: PipelineRepo) -> Iterator[Path]:
     extra = pipeline_repo.layout.extra

@@ -4,12 +4,12 @@ afterwards. It labels the corpus's valence and appraises every turn of the scrip
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from emily.errors import EmilyError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -45,7 +45,9 @@ def ensure_champion(
         if champion is None:
             from emily.mlops import lifecycle
 
-            with console.status("training the appraisal model (dvc repro; first run only) …") as s:
+            status = console.status("training the appraisal model (dvc repro; first run only) …")
+            # MLflow prints run links on stdout, which is the demo's own output.
+            with status as s, contextlib.redirect_stdout(io.StringIO()):
                 result = lifecycle.train(
                     settings,
                     trained_by="emily demo",
@@ -56,8 +58,21 @@ def ensure_champion(
         if not appraiser.refresh():
             problems.append(f"{appraiser.error}: valence is derived (anchor method)")
             return None
-    except EmilyError as exc:
+    except Exception as exc:  # the demo goes on without an optional part; the report says why
         problems.append(f"no appraisal model ({exc}): valence is derived (anchor method)")
         return None
     console.print(f"[green]●[/] appraisal  {appraiser.source} (champion)")
     return appraiser
+
+
+def register_prompt_or_note(settings: Settings, console: Console, problems: list[str]) -> None:
+    """The cognition prompt in MLflow's prompt registry, as ``emily up`` leaves it (the turns
+    load it by alias); without MLflow the built-in text is used and the report says so."""
+    from emily.provision import register_prompt
+
+    try:
+        line = register_prompt(settings)
+    except Exception as exc:  # optional, like the champion
+        problems.append(f"prompt registry unavailable ({exc}); the built-in prompt is used")
+        return
+    console.print(f"[green]●[/] prompt     {line.split(': ')[-1]}")

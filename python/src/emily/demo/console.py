@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -20,7 +21,9 @@ WIDTH = 80
 def terminal_console() -> Console:
     """80 columns when stdout is not a terminal (``make demo | tee``), else the terminal's."""
     columns = shutil.get_terminal_size((WIDTH, 24)).columns
-    return Console(width=max(WIDTH, columns), highlight=False)
+    # Bound to today's stdout, so the demo's own output stays visible while library output
+    # (MLflow's run links) is redirected away from it.
+    return Console(file=sys.stdout, width=max(WIDTH, columns), highlight=False)
 
 
 def print_result(result: DemoResult, console: Console) -> None:

@@ -341,7 +341,7 @@ def _traces_link(settings: Settings) -> tuple[str | None, str | None]:
 
 # -- the whole job ---------------------------------------------------------------------------------
 def run_demo(settings: Settings, options: DemoOptions, console: Console) -> DemoResult:
-    from emily.demo.champion import ensure_champion
+    from emily.demo.champion import ensure_champion, register_prompt_or_note
     from emily.memory.embedding.factory import create_embedder
     from emily.memory.store import MemoryStore
     from emily.telemetry.tracing import setup_tracing, shutdown_tracing
@@ -357,6 +357,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> Demo
         def embed(texts: Sequence[str]) -> Any:
             return np.asarray(embedder.embed(list(texts)), dtype=np.float32)
 
+        register_prompt_or_note(settings, console, problems)
         champion = ensure_champion(settings, console, problems, train=options.train, embed=embed)
         corpus = load_corpus(settings, options.corpus_size, options.days, console, embed, champion)
         # Migrations create the application role the pool connects as: run them first.

@@ -100,8 +100,14 @@ def train(
     client = _client(settings)  # fail fast, before minutes of pipeline, when MLflow is down
     versioning.ensure_remote(settings, layout)
     versioning.repro(settings, layout, on_stage)
-    versioning.push(settings, layout)
     run = _read_json(layout.run_file)
+    if not _run_exists(client, run["run_id"]):
+        # The workspace's model was trained against another tracking server (another state
+        # dir, a wiped MLflow): its run is not here, so train (and evaluate) again, here.
+        log.info("run_not_on_this_server", run_id=run["run_id"])
+        versioning.repro(settings, layout, on_stage, force_from="train")
+        run = _read_json(layout.run_file)
+    versioning.push(settings, layout)
     name = settings.mlops.model_name
     existing = [
         mv for mv in client.search_model_versions(f"name = '{name}'") if mv.run_id == run["run_id"]
@@ -120,6 +126,16 @@ def train(
         trained_by=trained_by,
     )
     return {"version": info.version, "registered": True, "champion": first, **info.summary()}
+
+
+def _run_exists(client: MlflowClient, run_id: str) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_run(run_id)
+    except MlflowException:
+        return False
+    return True
 
 
 @lru_cache(maxsize=8)

@@ -89,13 +89,28 @@ def ensure_remote(settings: Settings, layout: Layout) -> str:
     return url
 
 
-def repro(settings: Settings, layout: Layout, on_stage: Callable[[str], None] | None = None) -> str:
+def repro(
+    settings: Settings,
+    layout: Layout,
+    on_stage: Callable[[str], None] | None = None,
+    *,
+    force_from: str | None = None,
+) -> str:
+    """``dvc repro``; ``force_from``: run that stage again even when DVC considers it up to
+    date (and never from the run cache), then whatever depends on it."""
+
     def watch(line: str) -> None:
         match = _RUNNING.search(line)
         if match and on_stage is not None:
             on_stage(match.group(1) or match.group(2))
 
-    return dvc(settings, layout, "repro", on_line=watch, what="dvc repro")
+    output = ""
+    if force_from:
+        forced = ["--force", "--single-item", "--no-run-cache", force_from]
+        output = dvc(
+            settings, layout, "repro", *forced, on_line=watch, what=f"dvc repro {force_from}"
+        )
+    return output + dvc(settings, layout, "repro", on_line=watch, what="dvc repro")
 
 
 def push(settings: Settings, layout: Layout) -> str:
