@@ -42,11 +42,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
-import httpx2
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from emily.errors import BinaryNotFoundError, ConfigError, StackError
 from emily.locator import FEATURES, postgres_admin_dsn, redis_url
+from emily.stack.health import http_healthy
 from emily.stack.mlflow import terminate_group
 from emily.stack.process import choose_port, pid_alive, private_log, wait_until
 from emily.stack.service import LocalService
@@ -402,11 +402,7 @@ def launcher_main(argv: list[str] | None = None) -> int:
 
 
 def healthy(url: str, timeout_s: float = 2.0) -> bool:
-    try:
-        response = httpx2.get(f"{url}/health", timeout=timeout_s)
-    except httpx2.HTTPError:
-        return False
-    return response.status_code == 200
+    return http_healthy(url, timeout_s)
 
 
 def _terminate_group(pid: int, timeout_s: float = 20.0) -> None:

@@ -8,10 +8,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import httpx2
-
 from emily.errors import StackError
 from emily.locator import LLM_API_KEY_SECRET
+from emily.stack.health import http_healthy
 from emily.stack.llama_binaries import find_model, find_server_bin
 from emily.stack.process import choose_port, pid_alive, private_log, terminate, wait_until
 from emily.stack.service import LocalService
@@ -19,11 +18,7 @@ from emily.statefile import ServiceRecord
 
 
 def _healthy(port: int) -> bool:
-    try:
-        response = httpx2.get(f"http://127.0.0.1:{port}/health", timeout=1.0)
-    except httpx2.HTTPError:
-        return False
-    return response.status_code == 200
+    return http_healthy(f"http://127.0.0.1:{port}", 1.0)
 
 
 def _is_llama_server(pid: int | None) -> bool:

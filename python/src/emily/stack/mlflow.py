@@ -19,11 +19,11 @@ import sys
 from pathlib import Path
 from urllib.parse import quote
 
-import httpx2
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from emily.errors import BinaryNotFoundError, StackError
 from emily.locator import MLFLOW_ADMIN_PASSWORD_SECRET, MLFLOW_ADMIN_USER, postgres_admin_dsn
+from emily.stack.health import http_healthy
 from emily.stack.postgres import ensure_owned_database
 from emily.stack.process import choose_port, pid_alive, private_log, terminate, wait_until
 from emily.stack.service import LocalService
@@ -57,11 +57,7 @@ def sqlalchemy_url(dsn: str, database: str) -> str:
 
 
 def healthy(url: str, timeout_s: float = 2.0) -> bool:
-    try:
-        response = httpx2.get(f"{url}/health", timeout=timeout_s)
-    except httpx2.HTTPError:
-        return False
-    return response.status_code == 200
+    return http_healthy(url, timeout_s)
 
 
 def terminate_group(pid: int, timeout_s: float = 20.0) -> None:

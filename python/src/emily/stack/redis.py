@@ -7,9 +7,8 @@ from __future__ import annotations
 import subprocess
 from urllib.parse import quote
 
-import redis as redis_lib
-
 from emily.errors import StackError
+from emily.stack.health import redis_pings
 from emily.stack.process import choose_port, pid_alive, require_binary, terminate, wait_until
 from emily.stack.service import LocalService
 from emily.statefile import ServiceRecord, write_private
@@ -24,14 +23,7 @@ class LocalRedis(LocalService):
         return f"redis://:{quote(self.state.secret(PASSWORD_SECRET))}@127.0.0.1:{port}/0"
 
     def _ping(self, port: int) -> bool:
-        try:
-            client = redis_lib.Redis.from_url(self._url(port), socket_timeout=1)
-            try:
-                return bool(client.ping())
-            finally:
-                client.close()
-        except redis_lib.RedisError:
-            return False
+        return redis_pings("127.0.0.1", port, self.state.secret(PASSWORD_SECRET))
 
     def answers(self, record: ServiceRecord) -> bool:
         return record.port is not None and self._ping(record.port)
