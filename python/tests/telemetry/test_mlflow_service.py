@@ -8,7 +8,8 @@ from typer.testing import CliRunner
 
 from emily.cli import app
 from emily.locator import resolve_endpoints
-from emily.stack.mlflow import LocalMlflow, healthy, sqlalchemy_url
+from emily.stack.health import http_healthy as healthy
+from emily.stack.mlflow import LocalMlflow, sqlalchemy_url
 from tests.fixtures.mlflow import MlflowServer
 
 

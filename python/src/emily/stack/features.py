@@ -44,11 +44,10 @@ from urllib.parse import quote, unquote, urlsplit
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from emily.errors import BinaryNotFoundError, ConfigError, StackError
+from emily.errors import BinaryNotFoundError, ConfigError
 from emily.locator import FEATURES, postgres_admin_dsn, redis_url
 from emily.stack.health import http_healthy
-from emily.stack.mlflow import terminate_group
-from emily.stack.process import choose_port, pid_alive, private_log, wait_until
+from emily.stack.process import choose_port, pid_alive, terminate_group
 from emily.stack.service import LocalService
 from emily.statefile import PRIVATE_FILE, ServiceRecord, StateDir, private_dir, write_private
 
@@ -401,16 +400,6 @@ def launcher_main(argv: list[str] | None = None) -> int:
 # -- the service -------------------------------------------------------------------------------
 
 
-def healthy(url: str, timeout_s: float = 2.0) -> bool:
-    return http_healthy(url, timeout_s)
-
-
-def _terminate_group(pid: int, timeout_s: float = 20.0) -> None:
-    """Stop the launcher and everything it started (issuer thread, feast serve, gunicorn's
-    workers): they share the session we started it in."""
-    terminate_group(pid, timeout_s)
-
-
 class LocalFeatureServer(LocalService):
     name = FEATURES
 
@@ -423,11 +412,11 @@ class LocalFeatureServer(LocalService):
         return self.home / "feast-serve.log"
 
     def answers(self, record: ServiceRecord) -> bool:
-        return record.url is not None and healthy(record.url)
+        return record.url is not None and http_healthy(record.url)
 
     def stop(self, record: ServiceRecord) -> None:
         if record.pid is not None:
-            _terminate_group(record.pid)
+            terminate_group(record.pid)
 
     def _issuer_port(self, previous: ServiceRecord | None) -> int:
         remembered = previous.details.get("issuer_port") if previous else None
@@ -438,14 +427,14 @@ class LocalFeatureServer(LocalService):
         previous = previous or self.recover()
         config = self.settings.features
         if previous is not None and previous.url and pid_alive(previous.pid):
-            if healthy(previous.url):
+            if http_healthy(previous.url):
                 if config.port and config.port != previous.port:
                     self.warn(
                         f"already running on port {previous.port}; the configured port "
                         f"{config.port} takes effect after `emily down -s features && emily up`"
                     )
                 return self.remember(previous)
-            _terminate_group(int(previous.pid or 0))  # alive but not answering: start afresh
+            terminate_group(int(previous.pid or 0))  # alive but not answering: start afresh
         port = choose_port(config.port, previous.port if previous else None, "features", self.warn)
         url = f"http://127.0.0.1:{port}"
         launcher = [sys.executable, "-m", "emily.stack.features"]
@@ -489,31 +478,16 @@ class LocalFeatureServer(LocalService):
         # Feast's server-to-server shortcut accepts *unsigned* tokens naming this value: never.
         env.pop("INTRA_COMMUNICATION_BASE64", None)
         env["EMILY_FEAST_CACHED_PERMISSIONS"] = "1" if config.cached_permissions else "0"
-        with private_log(self.logfile) as log:
-            process = subprocess.Popen(
-                [*launcher, "--", *serve],
-                cwd=self.home,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                umask=0o077,
-            )
-        ready = wait_until(
-            lambda: process.poll() is not None or healthy(url), config.start_timeout_s, 0.5
+        # The launcher and everything it starts (issuer thread, feast serve, gunicorn's
+        # workers) share one session: stopping its group stops them all.
+        process = self.spawn_until_healthy(
+            [*launcher, "--", *serve],
+            env,
+            url,
+            config.start_timeout_s,
+            what="feast serve",
+            hint="`emily up` applies the feature repository first",
         )
-        if process.poll() is not None:
-            raise StackError(
-                f"feast serve exited with code {process.returncode}:\n{self.log_tail()}",
-                hint=f"full log: {self.logfile}; `emily up` applies the feature repository first",
-            )
-        if not ready:
-            _terminate_group(process.pid)
-            raise StackError(
-                f"feast serve did not answer on {url}/health within {config.start_timeout_s:.0f} s",
-                hint=f"see {self.logfile}",
-            )
         details.update(
             project=config.project,
             config=str(self.config_file),

@@ -11,21 +11,18 @@ features we do not use.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import quote
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from emily.errors import BinaryNotFoundError, StackError
+from emily.errors import BinaryNotFoundError
 from emily.locator import MLFLOW_ADMIN_PASSWORD_SECRET, MLFLOW_ADMIN_USER, postgres_admin_dsn
 from emily.stack.health import http_healthy
 from emily.stack.postgres import ensure_owned_database
-from emily.stack.process import choose_port, pid_alive, private_log, terminate, wait_until
+from emily.stack.process import choose_port, pid_alive, terminate_group
 from emily.stack.service import LocalService
 from emily.statefile import ServiceRecord, write_private
 
@@ -56,24 +53,6 @@ def sqlalchemy_url(dsn: str, database: str) -> str:
     return f"postgresql+psycopg://{auth}{host}{port}/{quote(database, safe='')}"
 
 
-def healthy(url: str, timeout_s: float = 2.0) -> bool:
-    return http_healthy(url, timeout_s)
-
-
-def terminate_group(pid: int, timeout_s: float = 20.0) -> None:
-    """Stop the server and the uvicorn worker it spawns: they share the session we started."""
-    leader = False
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        leader = pid_alive(pid) and os.getpgid(pid) == pid
-    if leader:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGTERM)
-    terminate(pid, timeout_s)
-    if leader:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
-
-
 class LocalMlflow(LocalService):
     name = "mlflow"
 
@@ -86,7 +65,7 @@ class LocalMlflow(LocalService):
         return self.home / "mlflow.log"
 
     def answers(self, record: ServiceRecord) -> bool:
-        return record.url is not None and healthy(record.url)
+        return record.url is not None and http_healthy(record.url)
 
     def stop(self, record: ServiceRecord) -> None:
         if record.pid is not None:
@@ -131,7 +110,7 @@ class LocalMlflow(LocalService):
             previous is not None
             and previous.url
             and pid_alive(previous.pid)
-            and healthy(previous.url)
+            and http_healthy(previous.url)
         ):
             if settings.port and settings.port != previous.port:
                 self.warn(
@@ -169,32 +148,9 @@ class LocalMlflow(LocalService):
             "--artifacts-destination",
             str(self.artifacts),
         ]
-        with private_log(self.logfile) as log:
-            process = subprocess.Popen(
-                args,
-                cwd=self.home,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                umask=0o077,
-            )
-        ready = wait_until(
-            lambda: process.poll() is not None or healthy(url), settings.start_timeout_s, 0.5
+        process = self.spawn_until_healthy(
+            args, env, url, settings.start_timeout_s, what="mlflow server", hint=""
         )
-        if process.poll() is not None:
-            raise StackError(
-                f"mlflow server exited with code {process.returncode}:\n{self.log_tail()}",
-                hint=f"full log: {self.logfile}",
-            )
-        if not ready:
-            terminate_group(process.pid)
-            raise StackError(
-                f"mlflow server did not answer on {url}/health within "
-                f"{settings.start_timeout_s:.0f} s",
-                hint=f"see {self.logfile}",
-            )
         return self.remember(
             ServiceRecord(
                 name=self.name,

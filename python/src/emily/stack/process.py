@@ -187,6 +187,21 @@ def chown_tree(path: Path, user: pwd.struct_passwd) -> None:
     os.chown(path, user.pw_uid, user.pw_gid)
 
 
+def terminate_group(pid: int, timeout_s: float = 20.0) -> None:
+    """Stop a server started in a session of its own (``start_new_session``) and everything it
+    spawned (workers, threads' helpers): SIGTERM to the group, wait, then SIGKILL."""
+    leader = False
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        leader = pid_alive(pid) and os.getpgid(pid) == pid
+    if leader:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGTERM)
+    terminate(pid, timeout_s)
+    if leader:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+
+
 def private_log(path: Path) -> BinaryIO:
     """Open a server's log for appending, created 0600 (logs may quote what users sent)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)

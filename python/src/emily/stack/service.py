@@ -8,13 +8,22 @@ start and how to tell that it answers.
 from __future__ import annotations
 
 import json
+import subprocess
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, ValidationError
 
-from emily.stack.process import pid_alive, terminate
+from emily.errors import StackError
+from emily.stack.health import http_healthy
+from emily.stack.process import (
+    pid_alive,
+    private_log,
+    terminate,
+    terminate_group,
+    wait_until,
+)
 from emily.statefile import ServiceRecord, StateDir, write_private
 
 if TYPE_CHECKING:
@@ -55,6 +64,44 @@ class LocalService(ABC):
             return "\n".join(self.logfile.read_text(encoding="utf-8").splitlines()[-lines:])
         except OSError:
             return ""
+
+    def spawn_until_healthy(
+        self,
+        command: list[str],
+        env: dict[str, str],
+        url: str,
+        timeout_s: float,
+        *,
+        what: str,
+        hint: str,
+    ) -> subprocess.Popen[bytes]:
+        """Start ``command`` in a session of its own (0600 log, umask 077) and wait until
+        ``<url>/health`` answers; ``StackError`` with the log's tail when it exits first, and
+        the process group stopped when it never answers."""
+        with private_log(self.logfile) as log:
+            process = subprocess.Popen(
+                command,
+                cwd=self.home,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                umask=0o077,
+            )
+        ready = wait_until(lambda: process.poll() is not None or http_healthy(url), timeout_s, 0.5)
+        if process.poll() is not None:
+            raise StackError(
+                f"{what} exited with code {process.returncode}:\n{self.log_tail()}",
+                hint=f"full log: {self.logfile}" + (f"; {hint}" if hint else ""),
+            )
+        if not ready:
+            terminate_group(process.pid)
+            raise StackError(
+                f"{what} did not answer on {url}/health within {timeout_s:.0f} s",
+                hint=f"see {self.logfile}",
+            )
+        return process
 
     @abstractmethod
     def start(self, previous: ServiceRecord | None) -> ServiceRecord:
