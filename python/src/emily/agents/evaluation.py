@@ -146,7 +146,7 @@ def evaluate_cognition(
     """Run the stimuli under the prompt ``alias`` names and score them in MLflow."""
     from emily.mlops.tracking import connect
 
-    connect(settings)  # fails fast, in one line, when MLflow is down
+    client = connect(settings)  # fails fast, in one line, when MLflow is down
     wanted = alias or settings.mlops.prompt_alias
     provider = RegistryPrompt(settings, alias=wanted)
     if not provider.refresh():
@@ -165,7 +165,6 @@ def evaluate_cognition(
 
     # An experiment id for this run only: ``set_experiment`` would change the process-wide
     # active experiment under every later run of this process (training runs included).
-    client = connect(settings)
     found = client.get_experiment_by_name(EXPERIMENT)
     experiment_id = found.experiment_id if found else client.create_experiment(EXPERIMENT)
     tags = {
