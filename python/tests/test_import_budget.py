@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 HEAVY = (
     "matplotlib",
@@ -46,3 +47,24 @@ def test_status_command_imports_nothing_heavy() -> None:
 
 def test_budget_check_sees_a_heavy_import() -> None:
     assert heavy_modules(modules_after("import emily.cli.app, numpy")) != []
+
+
+def test_status_runs_without_the_command_groups_psycopg_or_structlog(tmp_path: Path) -> None:
+    """`emily status` itself (run in-process over an empty state dir): the command groups are
+    loaded only when named, PostgreSQL is probed with pg_isready, loggers bind on first use."""
+    code = (
+        "import sys\n"
+        "from emily.cli.app import main\n"
+        f"sys.argv = ['emily', '--state-dir', {str(tmp_path)!r}, 'status']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('\\n'.join(sys.modules), file=sys.stderr)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    loaded = set(done.stderr.split())
+    assert "emily.cli.app" in loaded and "emily.stack.manager" in loaded
+    groups = {"emily.cli.memory_cmds", "emily.cli.mlops_cmds", "emily.cli.agents_cmds"}
+    assert not groups & loaded
+    assert not {m for m in loaded if m.split(".")[0] in ("psycopg", "structlog")}
+    assert "http.server" not in loaded and heavy_modules(sorted(loaded)) == []

@@ -3,17 +3,30 @@ printing that never treats user text as Rich markup."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from emily.errors import ConfigError, EmilyError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 __all__ = ["escape", "parse_ints", "print_error", "progress"]
 
 
 def progress(console: Console, *, transient: bool = False) -> Progress:
-    """A progress bar: description, bar, done/total, elapsed."""
+    """A progress bar: description, bar, done/total, elapsed (rich.progress imported here: every
+    command imports this module, few draw a bar)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     return Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),

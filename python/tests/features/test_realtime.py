@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 import socket
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from emily.agents.loop import Agent
 from emily.agents.perception import Stimulus
+from emily.cli.app import app
 from emily.config import Settings
 from emily.features import online, schema
 from emily.features.client import FeatureClient, in_loop
@@ -286,3 +290,40 @@ def test_oversized_batches_and_unknown_entities_are_refused(
     assert asyncio.run(run()) == 1
     assert not any(exists(feature_server, "stimulus_kind", k) for k in [*kinds, nobody])
     assert exists(feature_server, "stimulus_kind", stored)
+
+
+def _jsonl(path: Path, rows: list[dict[str, Any]], *, extra: str = "") -> Path:
+    lines = [json.dumps(r, default=lambda v: v.isoformat()) for r in rows]
+    path.write_text("\n".join(lines) + "\n" + extra, encoding="utf-8")
+    return path
+
+
+def test_push_command_checks_the_whole_file_against_stored_episodes(
+    feature_server: FeatureServer, tmp_path: Path
+) -> None:
+    """``emily features push`` is the producer of outside pushes: a row naming no stored episode,
+    or a line that is not JSON, refuses the whole file by row and field; a clean file lands."""
+    settings = feature_server.settings
+    now = datetime.now(UTC) - timedelta(minutes=1)
+    stored = unique("cli-stored")
+    (episode,) = insert_episodes(settings, [{"thread": unique("t"), "kind": stored, "at": now}])
+    assert episode > 0
+    nobody = unique("cli-nobody")
+    base = ["--state-dir", str(settings.state_dir), "features", "push", "stimulus_push_v1"]
+
+    unknown = _jsonl(tmp_path / "unknown.jsonl", [kind_row(stored, now), kind_row(nobody, now)])
+    result = CliRunner().invoke(app, [*base, str(unknown)])
+    assert result.exit_code == 1
+    assert "stimulus_kind" in result.stderr and "row 2" in result.stderr
+    assert "no stored episode" in result.stderr
+    broken = _jsonl(tmp_path / "broken.jsonl", [kind_row(stored, now)], extra="{not json\n")
+    result = CliRunner().invoke(app, [*base, str(broken)])
+    assert result.exit_code == 1 and "line" in result.stderr and "row 2" in result.stderr
+    assert not exists(feature_server, "stimulus_kind", stored)
+
+    clean = _jsonl(tmp_path / "clean.jsonl", [kind_row(stored, now)])
+    result = CliRunner().invoke(app, [*base, str(clean)])
+    assert result.exit_code == 0, result.stderr
+    assert "pushed 1 row(s)" in result.stdout
+    assert exists(feature_server, "stimulus_kind", stored)
+    assert not exists(feature_server, "stimulus_kind", nobody)

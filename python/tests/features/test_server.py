@@ -187,3 +187,52 @@ def test_the_feature_role_reads_episodes_and_cannot_change_them(
             conn.execute("DELETE FROM public.episodic_memories")
     mode = os.stat(feature_server.record.details["config"]).st_mode & 0o777
     assert mode == 0o600
+
+
+def test_the_registry_survives_a_postgres_restart(feature_server: FeatureServer) -> None:
+    """The SQL registry lives in our PostgreSQL: after a real restart of that server (by our stack
+    code), a new process-side store reads every object back without an apply, the running
+    `feast serve` keeps serving from it, and `emily up`'s apply finds nothing to change."""
+    from emily.features import schema
+    from emily.features.store import open_store
+    from tests.fixtures.features import _wait_for_registry
+
+    settings, stack = feature_server.settings, feature_server.stack
+    before = stack.record("postgres")
+    assert before is not None
+    try:
+        stack.down(["postgres"])
+    finally:
+        stack.up(["postgres"])  # the session's feature tests share this server
+    after = stack.record("postgres")
+    assert after is not None and after.pid != before.pid
+
+    store = open_store(settings)
+    project = settings.features.project
+    views = {v.name for v in store.registry.list_feature_views(project, allow_cache=False)}
+    assert {v.name for v in schema.VIEWS} <= views
+    services = {s.name for s in store.registry.list_feature_services(project, allow_cache=False)}
+    assert services == {s.name for s in schema.SERVICES}
+    _wait_for_registry(settings, feature_server.url)
+    assert ensure_applied(settings).summary() == "feature repository up to date (nothing changed)"
+
+
+def test_serve_outside_the_local_stack_refuses_the_local_issuer(tmp_path: Path) -> None:
+    """`emily features serve` (the NixOS unit's command) runs Feast with the local stack's
+    serving flags, and refuses `features.auth = local`, whose issuer only `emily up` runs."""
+    from typer.testing import CliRunner
+
+    from emily.cli.app import app
+    from emily.stack.features import serve_arguments
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, features={"auth": "local", "max_requests": 0})
+    args = serve_arguments(settings, tmp_path / "fs.yaml", "127.0.0.1", 7000)
+    assert args[:3] == ["-f", str(tmp_path / "fs.yaml"), "serve"]
+    assert args[args.index("--max-requests") + 1] == "0" and "--no-access-log" in args
+    result = CliRunner(env={"EMILY_FEATURES__AUTH": "local"}).invoke(
+        app, ["--state-dir", str(tmp_path), "features", "serve", "--port", "7000"]
+    )
+    assert result.exit_code == 1
+    assert "features.auth" in result.stderr and "emily up" in result.stderr
+    assert not (tmp_path / "feature_store.yaml").exists()

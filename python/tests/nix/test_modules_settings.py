@@ -291,7 +291,7 @@ def _resolve(group: typing.Any, tokens: list[str]) -> tuple[typing.Any, list[str
     command = group
     rest = list(tokens)
     while _is_group(command) and rest and not rest[0].startswith("-"):
-        sub = command.commands.get(rest[0])
+        sub = command.get_command(None, rest[0])  # the root loads its groups on demand
         if sub is None:
             break
         command, rest = sub, rest[1:]

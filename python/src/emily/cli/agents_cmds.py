@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from pathlib import Path
@@ -10,14 +9,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
 
-from emily.cli.context import settings_of, sub_app
+from emily.cli.context import run_async, settings_of, sub_app
 from emily.errors import ConfigError
 from emily.ui import escape, progress
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from emily.config import Settings
 
 console = Console()
@@ -94,7 +94,7 @@ def run(
 
     setup_tracing(settings, service_name="emily-agents")
     try:
-        asyncio.run(main())
+        run_async(main())
     finally:
         shutdown_tracing()  # flushes the spans of the last turns
     if not as_json:
@@ -155,7 +155,7 @@ def bench(
 
         with _progress() as progress:
             progress.add_task(f"{load} concurrent turns", total=None)
-            report = asyncio.run(run_load(settings, load, threads=threads))
+            report = run_async(run_load(settings, load, threads=threads))
         _emit(report, out)
         return
     from emily.agents.bench import run_bench
@@ -171,7 +171,7 @@ def bench(
         exporter = OTLPSpanExporter(endpoint=otlp)
     with _progress() as progress:
         task = progress.add_task("bench", total=stimuli + 2)
-        report = asyncio.run(
+        report = run_async(
             run_bench(
                 settings,
                 stimuli,

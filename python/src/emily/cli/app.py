@@ -2,32 +2,53 @@
 
 Command modules import only Typer and Rich at module level; what a command needs (the memory
 store, LangGraph, MLflow, Feast, ...) is imported inside it, so ``emily --help`` and
-``emily status`` pay only for what they use (an import-budget test keeps it so).
+``emily status`` pay only for what they use (an import-budget test keeps it so). The command
+groups (``emily memory``, ``emily mlops`` ...) are loaded when named (click's lazy-group
+pattern): ``emily status`` neither imports them nor builds their ~70 commands.
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from emily import __version__
-from emily.cli import (
-    agents_cmds,
-    config_cmds,
-    demo_cmds,
-    doctor_cmds,
-    features_cmds,
-    infer_cmds,
-    memory_cmds,
-    mlops_cmds,
-    stack_cmds,
-)
+from emily.cli import demo_cmds, doctor_cmds, stack_cmds
 from emily.cli.context import STATE_DIR_HELP, EmilyGroup, build_settings, set_override
 
+# Command group → the module whose ``app`` it is, in the order `emily --help` lists them.
+GROUPS = {
+    "config": "emily.cli.config_cmds",
+    "memory": "emily.cli.memory_cmds",
+    "infer": "emily.cli.infer_cmds",
+    "agents": "emily.cli.agents_cmds",
+    "mlops": "emily.cli.mlops_cmds",
+    "features": "emily.cli.features_cmds",
+}
+
+
+class RootGroup(EmilyGroup):
+    """The root's own commands, plus the command groups of ``GROUPS`` loaded on first use."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        own = super().list_commands(ctx)
+        return [*own[:3], *GROUPS, *own[3:]]  # up, down, status; the groups; doctor, demo
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in GROUPS:
+            module = importlib.import_module(GROUPS[cmd_name])
+            command = typer.main.get_command(module.app)
+            command.name = cmd_name
+            self.commands[cmd_name] = command
+        return command
+
+
 app = typer.Typer(
-    cls=EmilyGroup,
+    cls=RootGroup,
     no_args_is_help=True,
     help="Emily Sovereign command line.",
     pretty_exceptions_enable=False,
@@ -62,12 +83,6 @@ def root(
 
 
 stack_cmds.add_to(app)
-app.add_typer(config_cmds.app, name="config")
-app.add_typer(memory_cmds.app, name="memory")
-app.add_typer(infer_cmds.app, name="infer")
-app.add_typer(agents_cmds.app, name="agents")
-app.add_typer(mlops_cmds.app, name="mlops")
-app.add_typer(features_cmds.app, name="features")
 doctor_cmds.add_to(app)
 demo_cmds.add_to(app)
 

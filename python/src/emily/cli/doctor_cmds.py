@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -10,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from emily.cli.context import settings_of
+from emily.cli.context import run_async, settings_of
 from emily.errors import EmilyError
 from emily.ui import escape
 
@@ -42,7 +41,7 @@ def diagnose(settings: Settings) -> dict[str, Any]:
 
     gpus, cuda, why_none = probe_gpus()
     first = gpus[0] if gpus else None
-    health, keys = asyncio.run(_backend_checks(settings))
+    health, keys = run_async(_backend_checks(settings))
     verdicts = backend_support(
         first.compute_capability if first else None, first.name if first else "this GPU"
     )

@@ -1,5 +1,5 @@
-"""``emily features ...``: the Feast feature store (apply, materialize, backfill, monitor, UI,
-baseline, benchmark). Feast is imported inside the commands that need it (seconds)."""
+"""``emily features ...``: the Feast feature store (apply, serve, materialize, backfill, push,
+monitor, UI, baseline, benchmark). Feast is imported inside the commands that need it (seconds)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from emily.cli.context import settings_of, sub_app
+from emily.cli.context import run_async, settings_of, sub_app
 from emily.errors import ConfigError
 from emily.ui import escape
 
@@ -115,6 +115,33 @@ def backfill(
 
     result = run(settings_of(ctx), since=parse_moment(since, "--since"), views=view)
     _runs_table(result, f"rebuilt (online rows deleted first: {', '.join(result.deleted)})")
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option("--host", help="Listen address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Listen port.")] = 6566,
+) -> None:
+    """Run `feast serve` in the foreground, configured as the local stack runs it (for systemd;
+    the local stack uses `emily up`)."""
+    from emily.stack.feast_launcher import serve_main
+
+    raise typer.Exit(code=serve_main(settings_of(ctx), host, port))
+
+
+@app.command()
+def push(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(help="Push source, e.g. stimulus_push_v1.")],
+    file: Annotated[Path, typer.Argument(help="JSON lines, one row per line.")],
+) -> None:
+    """Push rows from outside the agent loop (replays, repairs): every row validated and matched
+    to a stored episode first; one bad row refuses the whole file (nothing written)."""
+    from emily.features.push import push_file
+
+    pushed = run_async(push_file(settings_of(ctx), source, file))
+    console.print(f"pushed {pushed} row(s) to {escape(source)}", highlight=False)
 
 
 @app.command()

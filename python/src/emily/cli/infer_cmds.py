@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import threading
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from emily.cli.context import settings_of, sub_app
+from emily.cli.context import run_async, settings_of, sub_app
 from emily.ui import parse_ints, progress
 
 if TYPE_CHECKING:
@@ -101,7 +100,7 @@ def chat(
     as_json: Annotated[bool, typer.Option("--json", help="Full result as JSON.")] = False,
 ) -> None:
     """Ask the backend chain once; with --schema, get validated JSON."""
-    result = asyncio.run(
+    result = run_async(
         _chat(settings_of(ctx), prompt, system, schema, backend, max_tokens, stream, deadline)
     )
     _print_chat(result, schema is not None, as_json)
@@ -151,7 +150,7 @@ def bench(
     backends = len(config.urls) or len(settings.inference.backends)
     with progress(Console(stderr=True)) as bar:
         task = bar.add_task("bench", total=total_requests(config, backends))
-        report = asyncio.run(run_bench(settings, config, lambda n: bar.advance(task, n)))
+        report = run_async(run_bench(settings, config, lambda n: bar.advance(task, n)))
     _write_report(report, out)
 
 

@@ -12,7 +12,7 @@ import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -121,6 +121,23 @@ def start_features(settings: Settings, stack: Stack, console: Console, problems:
     console.print(f"[green]●[/] {'features':<9} {state.services['features'].url}")
 
 
+def refresh_batch_views(settings: Settings, until: datetime) -> None:
+    """Materialize the views no push feeds (habituation) up to ``until``: what the production
+    timer (`emily features materialize --incremental`) does every few minutes. The demo's day is
+    in the past, so its window is the views' TTL back from the day's last turn, not from now."""
+    from emily.features.offline import materialize
+    from emily.features.schema import VIEWS
+
+    for view in VIEWS:
+        if view.push_source is None:
+            materialize(
+                settings,
+                since=until - view.ttl,
+                until=until + timedelta(seconds=1),
+                views=[view.name],
+            )
+
+
 def feature_freshness(
     settings: Settings, records: Sequence[LoopRecord], problems: list[str]
 ) -> tuple[list[FeatureRow], datetime | None]:
@@ -133,6 +150,7 @@ def feature_freshness(
 
     at = max(r.at for r in records)
     try:
+        refresh_batch_views(settings, at)
         report = monitor(settings, now=at)
     except EmilyError as exc:
         problems.append(f"feature monitor: {exc}")

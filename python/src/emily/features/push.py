@@ -9,7 +9,9 @@ written to either store" for a refused batch means no online write at all.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from emily.features.schema import STIMULUS_KIND, THREAD
@@ -66,3 +68,46 @@ async def push_checked(
             hint=f"{len(missing)} row(s) name no episode; push only stored episodes",
         )
     return await client.push(push_source, checked)
+
+
+def read_push_file(path: Path, max_rows: int) -> list[dict[str, Any]]:
+    """The rows of a JSON-lines push file (one object per line; blank lines skipped). A line that
+    is not a JSON object is refused naming its line number, before anything is sent."""
+    rows: list[dict[str, Any]] = []
+    try:
+        handle = path.open(encoding="utf-8-sig")
+    except OSError as exc:
+        raise FeaturePushError(f"cannot read {path}: {exc.strerror}", field="file") from exc
+    with handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            if len(rows) >= max_rows:
+                raise FeaturePushError(
+                    f"more than {max_rows} rows in {path.name}",
+                    field="rows",
+                    row=number,
+                    hint="split the file (features.push_max_rows bounds one atomic batch)",
+                )
+            try:
+                row = json.loads(line)
+            except (json.JSONDecodeError, RecursionError) as exc:
+                raise FeaturePushError(f"not JSON: {exc}", field="line", row=number) from None
+            if not isinstance(row, dict):
+                raise FeaturePushError(
+                    f"expected a JSON object, got {type(row).__name__}", field="line", row=number
+                )
+            rows.append(row)
+    if not rows:
+        raise FeaturePushError(f"{path.name} has no rows", field="file")
+    return rows
+
+
+async def push_file(settings: Settings, push_source: str, path: Path) -> int:
+    """``emily features push``: a file's rows, checked whole (schema, then stored episodes), then
+    pushed as one batch; nothing is written when any row is refused."""
+    from emily.features.client import FeatureClient
+
+    rows = read_push_file(path, settings.features.push_max_rows)
+    async with FeatureClient.from_settings(settings) as client:
+        return await push_checked(settings, client, push_source, rows)

@@ -15,7 +15,7 @@ are ``${...}`` placeholders that Feast expands from the server's environment (se
 only by our user), so neither the file nor ``ps`` shows a password.
 
 Auth (``features.auth``): ``local`` runs the server with ``auth: oidc`` against a token issuer of
-our own: the launcher process (``python -m emily.stack.features``) serves the OIDC discovery
+our own: the launcher process (``python -m emily.stack.feast_launcher``) serves the OIDC discovery
 document and the JWKS of an RSA key kept in the state directory's secrets, and starts ``feast
 serve`` as its child. Clients (the agent, the CLI) sign short-lived tokens with that key
 (``emily.features.tokens``). Feast then enforces the ``Permission`` objects of the repository on
@@ -28,21 +28,13 @@ seconds), ``--no-access-log``, ``-r`` = the registry TTL, loopback only.
 
 from __future__ import annotations
 
-import argparse
-import base64
 import contextlib
 import json
 import os
-import signal
-import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
-
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from emily.errors import BinaryNotFoundError, ConfigError
 from emily.locator import FEATURES, postgres_admin_dsn, redis_url
@@ -88,11 +80,15 @@ def features_dsn(settings: Settings) -> str:
             field="EMILY_FEATURES__OFFLINE_DSN",
             hint=f"create role {config.db_role} (owner of schema {config.db_schema}) and set it",
         )
+    from psycopg.conninfo import make_conninfo  # psycopg is 0.15 s: not on `emily status`'s path
+
     password = StateDir(settings.state_dir).secret(DB_PASSWORD_SECRET)
     return make_conninfo(postgres_admin_dsn(settings), user=config.db_role, password=password)
 
 
 def _dsn_parts(dsn: str) -> dict[str, Any]:
+    from psycopg.conninfo import conninfo_to_dict
+
     params = conninfo_to_dict(dsn)
     return {
         "host": str(params.get("host") or "127.0.0.1"),
@@ -291,110 +287,39 @@ def ensure_oidc_key(state: StateDir) -> Path:
     return path
 
 
-def _b64(number: int) -> str:
-    raw = number.to_bytes((number.bit_length() + 7) // 8, "big")
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+def serve_arguments(settings: Settings, config_file: Path, host: str, port: int) -> list[str]:
+    """``feast -f <config> serve ...`` arguments (after ``feast``): the serving flags of the module
+    docstring, the same for the local stack and the NixOS unit (``emily features serve``)."""
+    config = settings.features
+    return [
+        "-f",
+        str(config_file),
+        "serve",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(config.workers),
+        "--max-requests",
+        str(config.max_requests),
+        "--keep-alive-timeout",
+        str(config.keep_alive_s),
+        "--registry_ttl_sec",
+        str(config.registry_cache_ttl_s),
+        "--no-access-log",
+    ]
 
 
-def issuer_documents(key_pem: bytes, issuer_url: str) -> dict[str, dict[str, Any]]:
-    """The discovery document and JWKS the local issuer serves (public key only)."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = serialization.load_pem_private_key(key_pem, password=None)
-    assert isinstance(key, rsa.RSAPrivateKey)
-    numbers = key.public_key().public_numbers()
-    return {
-        "/.well-known/openid-configuration": {
-            "issuer": issuer_url,
-            # Feast checks that these exist; tokens are minted locally, never by a flow.
-            "authorization_endpoint": f"{issuer_url}/authorize",
-            "token_endpoint": f"{issuer_url}/token",
-            "jwks_uri": f"{issuer_url}/jwks",
-            "id_token_signing_alg_values_supported": ["RS256"],
-        },
-        "/jwks": {
-            "keys": [
-                {
-                    "kty": "RSA",
-                    "kid": OIDC_KEY_ID,
-                    "use": "sig",
-                    "alg": "RS256",
-                    "n": _b64(numbers.n),
-                    "e": _b64(numbers.e),
-                }
-            ]
-        },
-    }
+# Feast's server-to-server shortcut accepts *unsigned* tokens naming this value: never set.
+INTRA_SECRET = "INTRA_COMMUNICATION_BASE64"  # noqa: S105 - a variable name
 
 
-def _issuer_server(documents: dict[str, dict[str, Any]], port: int) -> ThreadingHTTPServer:
-    bodies = {path: json.dumps(doc).encode("utf-8") for path, doc in documents.items()}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = bodies.get(self.path.split("?", 1)[0])
-            self.send_response(200 if body is not None else 404)
-            self.send_header("Content-Type", "application/json")
-            payload = body if body is not None else b"{}"
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    return ThreadingHTTPServer(("127.0.0.1", port), Handler)
-
-
-def feast_cli_main() -> int:
-    """``feast`` (the real CLI, run in the server process), with one fix when
-    ``features.cached_permissions`` is on (``EMILY_FEAST_CACHED_PERMISSIONS=1``): Feast 0.67's
-    security manager lists the permissions with ``allow_cache=False``, one SQL round trip to
-    the registry for *every* permission check (five per read of our views). Reading them from
-    the registry cache, refreshed like every other object every ``registry_cache_ttl_s``, is
-    what every other registry lookup on the serving path does; a revoked permission then takes
-    up to that TTL to apply, exactly as a deleted view does."""
-    if os.environ.get("EMILY_FEAST_CACHED_PERMISSIONS") == "1":
-        from feast.permissions import security_manager
-
-        def permissions(self: Any) -> Any:
-            project = self._current_project.get() or self._project
-            return self._registry.list_permissions(project=project, allow_cache=True)
-
-        security_manager.SecurityManager.permissions = property(permissions)  # type: ignore[method-assign, assignment]
-    from feast.cli.cli import cli
-
-    result: int = cli()
-    return result
-
-
-def launcher_main(argv: list[str] | None = None) -> int:
-    """The launcher process: the token issuer (if asked) in a thread, ``feast serve`` as a child;
-    exits with the child, and stops the child on SIGTERM/SIGINT."""
-    parser = argparse.ArgumentParser(prog="python -m emily.stack.features")
-    parser.add_argument("--issuer-port", type=int, default=0)
-    parser.add_argument("--key", type=Path)
-    parser.add_argument("command", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
-    command = [c for c in args.command if c != "--"]
-    server = None
-    if args.issuer_port:
-        issuer = f"http://127.0.0.1:{args.issuer_port}"
-        server = _issuer_server(issuer_documents(args.key.read_bytes(), issuer), args.issuer_port)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-    child = subprocess.Popen(command, stdin=subprocess.DEVNULL)
-
-    def _stop(signum: int, _frame: Any) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            child.send_signal(signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    code = child.wait()
-    if server is not None:
-        server.shutdown()
-    return code
+def serve_environment(settings: Settings) -> dict[str, str]:
+    """What ``feast serve`` needs in its environment besides ours: the values the YAML's
+    placeholders stand for and the cached-permissions switch (see ``feast_cli_main``)."""
+    cached = "1" if settings.features.cached_permissions else "0"
+    return {**feast_environment(settings), "EMILY_FEAST_CACHED_PERMISSIONS": cached}
 
 
 # -- the service -------------------------------------------------------------------------------
@@ -437,7 +362,7 @@ class LocalFeatureServer(LocalService):
             terminate_group(int(previous.pid or 0))  # alive but not answering: start afresh
         port = choose_port(config.port, previous.port if previous else None, "features", self.warn)
         url = f"http://127.0.0.1:{port}"
-        launcher = [sys.executable, "-m", "emily.stack.features"]
+        launcher = [sys.executable, "-m", "emily.stack.feast_launcher"]
         issuer_url: str | None = None
         details: dict[str, Any] = {"auth": config.auth}
         if config.auth == "local":
@@ -455,29 +380,11 @@ class LocalFeatureServer(LocalService):
         serve = [
             sys.executable,
             "-c",
-            "from emily.stack.features import feast_cli_main; raise SystemExit(feast_cli_main())",
-            "-f",
-            str(self.config_file),
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(config.workers),
-            "--max-requests",
-            str(config.max_requests),
-            "--keep-alive-timeout",
-            str(config.keep_alive_s),
-            "--registry_ttl_sec",
-            str(config.registry_cache_ttl_s),
-            "--no-access-log",
+            "import sys, emily.stack.feast_launcher as m; sys.exit(m.feast_cli_main())",
+            *serve_arguments(self.settings, self.config_file, "127.0.0.1", port),
         ]
-        env = dict(os.environ)
-        env.update(feast_environment(self.settings))
-        # Feast's server-to-server shortcut accepts *unsigned* tokens naming this value: never.
-        env.pop("INTRA_COMMUNICATION_BASE64", None)
-        env["EMILY_FEAST_CACHED_PERMISSIONS"] = "1" if config.cached_permissions else "0"
+        env = {**os.environ, **serve_environment(self.settings)}
+        env.pop(INTRA_SECRET, None)
         # The launcher and everything it starts (issuer thread, feast serve, gunicorn's
         # workers) share one session: stopping its group stops them all.
         process = self.spawn_until_healthy(
@@ -497,7 +404,3 @@ class LocalFeatureServer(LocalService):
         return self.remember(
             ServiceRecord(name=self.name, pid=process.pid, port=port, url=url, details=details)
         )
-
-
-if __name__ == "__main__":  # pragma: no cover - the launcher process
-    sys.exit(launcher_main())

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import http.client
 import socket
+import subprocess
+from pathlib import Path
 from urllib.parse import urlsplit
 
 
@@ -48,3 +50,20 @@ def redis_pings(host: str, port: int, password: str | None, timeout_s: float = 1
             return received == expected
     except OSError:
         return False
+
+
+def pg_isready(executable: Path, host: str, port: int, timeout_s: int = 2) -> bool:
+    """PostgreSQL's own readiness probe (libpq's ``PQping``: the server accepts connections; no
+    login, so no password and no psycopg import)."""
+    try:
+        result = subprocess.run(
+            [str(executable), "-q", "-h", host, "-p", str(port), "-t", str(timeout_s)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=timeout_s + 1,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0

@@ -16,8 +16,6 @@ import sys
 from pathlib import Path
 from urllib.parse import quote
 
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
 from emily.errors import BinaryNotFoundError
 from emily.locator import MLFLOW_ADMIN_PASSWORD_SECRET, MLFLOW_ADMIN_USER, postgres_admin_dsn
 from emily.stack.health import http_healthy
@@ -44,6 +42,8 @@ def sqlalchemy_url(dsn: str, database: str) -> str:
 
     Written out rather than built with SQLAlchemy's ``URL``: the credentials only need
     percent-encoding, and the stack should not import MLflow's ORM to start MLflow."""
+    from psycopg.conninfo import conninfo_to_dict  # lazily: `emily status` imports this module
+
     params = conninfo_to_dict(dsn)
     user = quote(str(params.get("user") or ""), safe="")
     password = params.get("password")
@@ -75,6 +75,8 @@ class LocalMlflow(LocalService):
         """MLflow's own role on its own database (created here, password as a verifier)."""
         settings = self.settings.mlflow
         admin_dsn = postgres_admin_dsn(self.settings)
+        from psycopg.conninfo import make_conninfo
+
         password = self.state.secret(DB_PASSWORD_SECRET)
         ensure_owned_database(admin_dsn, settings.database, settings.db_role, password)
         dsn = make_conninfo(admin_dsn, user=settings.db_role, password=password)

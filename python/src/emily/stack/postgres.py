@@ -24,10 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import psycopg
-from psycopg import sql
-
 from emily.errors import BinaryNotFoundError, StackError
+from emily.stack.health import pg_isready
 from emily.stack.process import (
     choose_port,
     chown_tree,
@@ -41,6 +39,8 @@ from emily.stack.service import LocalService
 from emily.statefile import PRIVATE_FILE, ServiceRecord
 
 if TYPE_CHECKING:
+    import psycopg
+
     from emily.config import Settings
 
 DATABASE = "emily"
@@ -97,6 +97,8 @@ def scram_verifier(password: str, iterations: int = 4096) -> str:
 
 def ensure_login_role(conn: psycopg.Connection[Any], role: str, password: str) -> None:
     """Create or update a least-privilege login role whose password is ``password``."""
+    from psycopg import sql
+
     exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
     verb = sql.SQL("ALTER") if exists else sql.SQL("CREATE")
     conn.execute(
@@ -108,6 +110,9 @@ def ensure_login_role(conn: psycopg.Connection[Any], role: str, password: str) -
 
 def ensure_owned_database(admin_dsn: str, database: str, owner: str, password: str) -> None:
     """A database owned by its own login role (``CREATE DATABASE`` needs autocommit)."""
+    import psycopg
+    from psycopg import sql
+
     try:
         with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=10) as conn:
             ensure_login_role(conn, owner, password)
@@ -260,6 +265,8 @@ class LocalPostgres(LocalService):
         )
 
     def _ensure_database(self, admin_dsn_postgres: str) -> None:
+        import psycopg
+
         with psycopg.connect(admin_dsn_postgres, autocommit=True, connect_timeout=10) as conn:
             exists = conn.execute(
                 "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)
@@ -268,6 +275,9 @@ class LocalPostgres(LocalService):
                 conn.execute(f'CREATE DATABASE "{DATABASE}"')
 
     def _accepts_connections(self, port: int) -> bool:
+        """A superuser login works (what starting needs: the password and the database)."""
+        import psycopg  # here, not at the top: `emily status` must not pay for it
+
         password = self.state.secret(SUPERUSER_PASSWORD_SECRET)
         try:
             with psycopg.connect(
@@ -342,7 +352,14 @@ class LocalPostgres(LocalService):
         return pid if pid_alive(pid) else None
 
     def answers(self, record: ServiceRecord) -> bool:
-        return record.port is not None and self._accepts_connections(record.port)
+        """``pg_isready`` (libpq's ping: accepting connections, no login); falls back to a login
+        when the record predates the binary path in it."""
+        if record.port is None:
+            return False
+        bin_dir = record.details.get("bin_dir")
+        if bin_dir and Path(bin_dir, "pg_isready").is_file():
+            return pg_isready(Path(bin_dir, "pg_isready"), "127.0.0.1", record.port)
+        return self._accepts_connections(record.port)
 
     def stop(self, record: ServiceRecord) -> None:
         if self.pid_of(record) is None:
