@@ -29,6 +29,7 @@ from pydantic_settings import (
 )
 
 from emily.agents.settings import AgentsSettings
+from emily.drift.settings import DriftSettings
 from emily.errors import ConfigError
 from emily.features.settings import FeaturesSettings
 from emily.inference.settings import InferenceSettings
@@ -79,6 +80,7 @@ class Settings(BaseSettings):
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     features: FeaturesSettings = Field(default_factory=FeaturesSettings)
     mlops: MlopsSettings = Field(default_factory=MlopsSettings)
+    drift: DriftSettings = Field(default_factory=DriftSettings)
 
     @field_validator("state_dir", "cache_dir", mode="after")
     @classmethod

@@ -6,6 +6,7 @@ read from the prompt registry by alias."""
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
 import numpy as np
@@ -214,3 +215,111 @@ def test_the_demo_without_a_champion_says_so(pipeline_repo: PipelineRepo, embed:
     assert problems and "no emily-no-such-model@champion" in problems[0]
     assert ensure_champion(dead(settings), console, problems, train=True, embed=embed) is None
     assert "MLflow" in problems[-1]
+
+
+async def test_threads_are_split_between_champion_and_challenger_and_reported(
+    pipeline_repo: PipelineRepo,
+    weak_champion: dict[str, Any],
+    strong_challenger: dict[str, Any],
+) -> None:
+    """The A/B test in the loop: each thread sticks to the arm its hash gives, the arm's model
+    appraises its turns, the arm and the outcome (error against the stimulus's human ratings)
+    are stored with the episode and set on the trace, and the report analyses them per thread."""
+    from typer.testing import CliRunner
+
+    from emily.agents.ab import experiment_name
+    from emily.cli.app import app
+    from emily.mlops.abtest.assignment import assign_arm
+    from emily.mlops.abtest.report import ab_report
+    from emily.mlops.appraisal.lexicon import installed_lexicon, read_lexicon
+
+    base = pipeline_repo.settings
+    MemoryStore(base).migrate()
+    client, name = connect(base), base.mlops.model_name
+    before = {a: registry.by_alias(client, name, a) for a in ("champion", "challenger")}
+    weak, strong = int(weak_champion["version"]), int(strong_challenger["version"])
+    client.set_registered_model_alias(name, "champion", str(weak))
+    client.set_registered_model_alias(name, "challenger", str(strong))
+    settings = base.model_copy(
+        update={
+            "agents": base.agents.model_copy(
+                update={
+                    "appraiser": "champion",
+                    "cognition_enabled": False,
+                    "ab_challenger_share": 0.5,
+                }
+            )
+        }
+    )
+    rated = [r for r in read_lexicon(installed_lexicon()) if r.kind == "word"][::97][:24]
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    agent = await Agent.open(settings, durable=False, tracer=provider.get_tracer("test"))
+    threads = [f"ab-{i}" for i in range(12)]
+    try:
+        assert agent.ab is not None
+        assert agent.ab.champion.refresh() and agent.ab.challenger.refresh()
+        results = []
+        for index, row in enumerate(rated):
+            thread = threads[index % len(threads)]
+            stimulus = Stimulus(text=row.token, ratings=list(row.ratings))
+            results.append((thread, row, await agent.step(thread, stimulus)))
+    finally:
+        await agent.close()
+        for alias, info in before.items():
+            if info is not None:
+                client.set_registered_model_alias(name, alias, str(info.version))
+            else:
+                client.delete_registered_model_alias(name, alias)
+    experiment = experiment_name(f"{name}/{weak}", f"{name}/{strong}")
+    arms = {t: assign_arm(t, experiment=experiment, challenger_share=0.5) for t in threads}
+    assert set(arms.values()) == {"champion", "challenger"}
+    with psycopg.connect(postgres_dsn(base)) as conn:
+        for thread, row, result in results:
+            version = strong if arms[thread] == "challenger" else weak
+            assert result.appraised_by == f"{name}/{version}"
+            (context,) = conn.execute(
+                "SELECT context FROM episodic_memories WHERE id = %s", (result.episode_id,)
+            ).fetchone()
+            assert (context["ab_experiment"], context["ab_arm"]) == (experiment, arms[thread])
+            human = sum(row.ratings) / len(row.ratings) / 4.0
+            assert context["human_valence"] == pytest.approx(human, abs=1e-6)
+            assert context["appraisal_error"] == pytest.approx(
+                abs(context["appraised_valence"] - human), abs=1e-5
+            )
+    spans = [s for s in exporter.get_finished_spans() if s.name == "agents.turn"]
+    assert {s.attributes["emily.ab.arm"] for s in spans if s.attributes} == set(arms.values())
+
+    result, context = ab_report(settings, experiment)
+    assert context["threads"] == {
+        arm: sum(1 for a in arms.values() if a == arm) for arm in ("champion", "challenger")
+    }
+    assert context["turns"]["champion"] + context["turns"]["challenger"] == len(rated)
+    assert result.n_champion + result.n_challenger == len(threads)
+    assert result.decision in ("promote", "keep", "inconclusive") and result.reason
+    cli = CliRunner().invoke(
+        app,
+        [
+            "--state-dir",
+            str(base.state_dir),
+            "mlops",
+            "ab",
+            "report",
+            "--json",
+            "--experiment",
+            experiment,
+        ],
+        env=_env(settings),
+    )
+    assert cli.exit_code == 0, cli.output
+    assert json.loads(cli.stdout)["n_challenger"] == result.n_challenger
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    """The pipeline's MLflow/registry settings for a CLI run in this process."""
+    mlops = settings.mlops
+    return {
+        "EMILY_MLOPS__MODEL_NAME": mlops.model_name,
+        "EMILY_MLOPS__PIPELINE_DIR": str(mlops.pipeline_dir),
+    }

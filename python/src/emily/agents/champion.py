@@ -32,10 +32,12 @@ ANCHOR = "anchor"
 
 
 class ChampionAppraiser(Follower):
-    """Valence from the champion; the anchor method when it is unavailable (degraded)."""
+    """Valence from the version an alias names (the champion by default; the challenger for an
+    A/B test, see ``emily.agents.ab``); the anchor method when it is unavailable (degraded)."""
 
-    def __init__(self, settings: Settings, embed: Embed | None) -> None:
-        super().__init__(settings.mlops.appraisal_refresh_s, "champion-appraiser")
+    def __init__(self, settings: Settings, embed: Embed | None, alias: str = "champion") -> None:
+        super().__init__(settings.mlops.appraisal_refresh_s, f"{alias}-appraiser")
+        self.alias = alias
         self._settings = settings
         self._embed = embed
         self._lock = threading.Lock()
@@ -62,20 +64,30 @@ class ChampionAppraiser(Follower):
         try:
             from emily.mlops.lifecycle import load_model
 
-            model, info = load_model(self._settings, f"{mlops.model_name}@champion")
+            model, info = load_model(self._settings, f"{mlops.model_name}@{self.alias}")
         except Exception as exc:
             with self._lock:
-                self._error = f"champion unavailable ({short(exc)})"
+                self._error = f"{self.alias} unavailable ({short(exc)})"
                 kept = self._model is not None
-            log.warning("champion_unavailable", error=short(exc), kept_loaded=kept)
+            log.warning(
+                "appraiser_unavailable", alias=self.alias, error=short(exc), kept_loaded=kept
+            )
             return False
         source = f"{mlops.model_name}/{info.version}"
         with self._lock:
             moved = source != self._source
             self._model, self._source = model, source
         if moved:
-            log.info("champion_loaded", model=mlops.model_name, version=info.version)
+            log.info(
+                "appraiser_loaded", alias=self.alias, model=mlops.model_name, version=info.version
+            )
         return True
+
+    @property
+    def loaded(self) -> str | None:
+        """The version loaded now (``<model>/<version>``), ``None`` before the first load."""
+        with self._lock:
+            return self._source if self._model is not None else None
 
     def appraise_many(
         self, texts: Sequence[str], embeddings: np.ndarray[Any, Any]

@@ -24,6 +24,7 @@ from emily.agents.settings import AgentsSettings
 from emily.agents.working_memory import WorkingMemory
 
 if TYPE_CHECKING:
+    from emily.agents.ab import Assignment
     from emily.features.client import FeatureClient
 
 # How much time the steps after cognition need, kept free inside the loop deadline.
@@ -79,6 +80,8 @@ class TurnContext:
     """A turn that cannot store its episode fails (``EpisodeNotStoredError``) instead of going on
     degraded: the API acknowledges only stored turns."""
     appraiser: Appraiser | None = None
+    ab: Assignment | None = None
+    """The A/B arm of this turn's thread (``None``: no experiment runs)."""
     prompt: PromptProvider = builtin_prompt
     receipt: TurnReceipt = field(default_factory=TurnReceipt)
 

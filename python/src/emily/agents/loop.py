@@ -15,7 +15,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from langchain_core.runnables import RunnableConfig
@@ -38,6 +38,9 @@ from emily.config import Settings
 from emily.errors import EmilyError
 from emily.locator import redis_url
 from emily.telemetry.logs import get_logger
+
+if TYPE_CHECKING:
+    from emily.agents.ab import ABAppraisers
 
 log = get_logger("agents.loop")
 
@@ -154,6 +157,7 @@ class Agent:
         self.checkpointer = checkpointer
         self.pool = pool
         self.appraiser = appraiser
+        self.ab: ABAppraisers | None = None
         self.prompt = prompt
         self.durable = not isinstance(checkpointer, InMemorySaver)
         self.graph: Graph = build_graph().compile(checkpointer=checkpointer)
@@ -207,11 +211,14 @@ class Agent:
         except BaseException:
             await stack.aclose()  # what was opened so far
             raise
+        ab: ABAppraisers | None = None
         if appraiser is None and cfg.appraiser == "champion":
-            appraiser = cls._open_champion(settings, deps, stack)
+            ab = cls._open_appraisers(settings, deps, stack)
+            appraiser = ab.champion
         if prompt is builtin_prompt and cfg.prompt_source == "registry" and cfg.cognition_enabled:
             prompt = cls._open_prompt(settings, stack)
         agent = cls(settings, deps, checkpointer, pool=pool, appraiser=appraiser, prompt=prompt)
+        agent.ab = ab
         agent._stack = stack
         return agent
 
@@ -239,9 +246,13 @@ class Agent:
         stack.callback(store.close)
 
     @staticmethod
-    def _open_champion(settings: Settings, deps: AgentDeps, stack: AsyncExitStack) -> Appraiser:
-        """The champion appraiser, loading in the background (turns use the anchor method,
-        degraded, until it is loaded)."""
+    def _open_appraisers(
+        settings: Settings, deps: AgentDeps, stack: AsyncExitStack
+    ) -> ABAppraisers:
+        """The champion's appraiser, and the challenger's for the A/B test when it is on, both
+        loading in the background (turns use the anchor method, degraded, until the champion
+        is loaded; a thread uses the challenger only once it is loaded)."""
+        from emily.agents.ab import ABAppraisers
         from emily.agents.champion import ChampionAppraiser
 
         embedder = deps.embedder
@@ -250,10 +261,17 @@ class Agent:
             assert embedder is not None
             return np.asarray(embedder.embed(list(texts)), dtype=np.float32)
 
-        champion = ChampionAppraiser(settings, embed if embedder is not None else None)
+        anchor = embed if embedder is not None else None
+        share = settings.agents.ab_challenger_share
+        champion = ChampionAppraiser(settings, anchor)
+        challenger = ChampionAppraiser(settings, anchor, alias="challenger")
+        appraisers = ABAppraisers(champion, challenger, share)
         champion.start()
         stack.callback(champion.close)
-        return champion
+        if share > 0:
+            challenger.start()
+            stack.callback(challenger.close)
+        return appraisers
 
     @staticmethod
     def _open_prompt(settings: Settings, stack: AsyncExitStack) -> PromptProvider:
@@ -352,20 +370,25 @@ class Agent:
     def context(
         self,
         *,
+        thread_id: str | None = None,
         admitted_at: float | None = None,
         cognition_deadline_s: float | None = None,
         require_episode: bool = False,
     ) -> TurnContext:
         """The run context of one turn; its deadline counts from ``admitted_at``
-        (``time.monotonic()``, default now)."""
+        (``time.monotonic()``, default now). The thread's A/B arm picks its appraiser."""
         start = time.monotonic() if admitted_at is None else admitted_at
+        appraiser, assignment = self.appraiser, None
+        if self.ab is not None and thread_id is not None:
+            appraiser, assignment = self.ab.for_thread(thread_id)
         return TurnContext(
             settings=self.settings.agents,
             deps=self.deps,
             deadline=start + self.settings.agents.loop_deadline_s,
             cognition_deadline_s=cognition_deadline_s,
             require_episode=require_episode,
-            appraiser=self.appraiser,
+            appraiser=appraiser,
+            ab=assignment,
             prompt=self.prompt,
         )
 
@@ -392,6 +415,7 @@ class Agent:
         """Run one stimulus through the loop. ``atomic``: see the module docstring; raises
         ``TurnFailedError`` (saying what was stored) when the turn could not be completed."""
         ctx = self.context(
+            thread_id=thread_id,
             admitted_at=admitted_at,
             cognition_deadline_s=cognition_deadline_s,
             require_episode=atomic and self.settings.agents.memory_enabled,
@@ -436,6 +460,10 @@ class Agent:
                     "emily.prompt.version": result.prompt or "",
                 }
             )
+            if ctx.ab is not None:
+                span.set_attributes(
+                    {"emily.ab.experiment": ctx.ab.experiment, "emily.ab.arm": ctx.ab.arm}
+                )
             if result.degraded:
                 span.set_attribute("emily.degraded_reason", result.degraded_reason or "")
         log.info(
@@ -504,7 +532,7 @@ class Agent:
             return None
         log.info("resume", thread_id=thread_id, pending=list(snapshot.next))
         started = time.perf_counter()
-        values = await self._invoke(None, thread_id, self.context())
+        values = await self._invoke(None, thread_id, self.context(thread_id=thread_id))
         return TurnResult.from_state(values, (time.perf_counter() - started) * 1000)
 
     async def thread(self, thread_id: str) -> ThreadView | None:

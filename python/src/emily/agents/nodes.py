@@ -135,6 +135,7 @@ async def perceive(state: AgentState, runtime: Runtime[TurnContext]) -> AgentSta
         "salience": salience(cues),
         "embedding": embedding,
         "appraised_by": appraised_by,
+        "appraised_valence": appraised.get("valence") if appraised else None,
         "online_features": online,
         "recalled": [],
         "cognition": None,
@@ -415,6 +416,7 @@ async def _store_episode(state: AgentState, ctx: TurnContext, degraded: bool) ->
             "degraded": degraded,
             "confidence": _confidence(decision),
             "appraised_by": state.get("appraised_by", "words"),
+            **_appraisal_outcome(state, ctx),
         },
         embedding=state.get("embedding"),
     )
@@ -426,6 +428,26 @@ async def _store_episode(state: AgentState, ctx: TurnContext, degraded: bool) ->
     episode_id = stored if stored is not None else int(await asyncio.to_thread(memory.add, episode))
     ctx.receipt.episode_id = episode_id
     return episode_id
+
+
+def _appraisal_outcome(state: AgentState, ctx: TurnContext) -> dict[str, Any]:
+    """What monitoring and the A/B test read from an episode: the appraiser's own valence, the
+    stimulus's human valence when it was rated, the absolute error between them (the outcome
+    metric), and the thread's A/B arm. Keys are left out when there is nothing to say."""
+    out: dict[str, Any] = {}
+    predicted = state.get("appraised_valence")
+    ratings = state["stimulus"].get("ratings")
+    if predicted is not None:
+        out["appraised_valence"] = round(float(predicted), 6)
+    if ratings:
+        out["ratings"] = list(ratings)
+        human = sum(ratings) / len(ratings) / 4.0
+        out["human_valence"] = round(human, 6)
+        if predicted is not None:
+            out["appraisal_error"] = round(abs(float(predicted) - human), 6)
+    if ctx.ab is not None:
+        out["ab_experiment"], out["ab_arm"] = ctx.ab.experiment, ctx.ab.arm
+    return out
 
 
 def _confidence(decision: Decision) -> float:

@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import NamedTuple, Protocol, cast
+from typing import Annotated, NamedTuple, Protocol, cast
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
@@ -190,6 +190,14 @@ class Stimulus(BaseModel):
     valence: float | None = Field(default=None, ge=-1.0, le=1.0)
     arousal: float | None = Field(default=None, ge=-1.0, le=1.0)
     dominance: float | None = Field(default=None, ge=-1.0, le=1.0)
+    ratings: list[Annotated[int, Field(ge=-4, le=4)]] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="Human valence ratings of the text (-4..4 each, VADER's scale), when it has "
+        "been rated. Never used by the turn: they are the label the appraisal is scored "
+        "against (monitoring, A/B outcomes) and training data for drift-triggered retraining.",
+    )
 
     @field_validator("text", "source")
     @classmethod
@@ -210,6 +218,11 @@ class Stimulus(BaseModel):
                     "is outside the representable calendar once converted to UTC"
                 ) from None
         return value
+
+    @property
+    def human_valence(self) -> float | None:
+        """The ratings' mean on the model's scale (-1..1), as the training set computes it."""
+        return None if not self.ratings else sum(self.ratings) / len(self.ratings) / 4.0
 
     def to_state(self) -> StimulusData:
         """The checkpointed form: JSON values, unset cues left out."""

@@ -30,6 +30,13 @@ class AgentsSettings(BaseModel):
         description="Valence from the registered champion model (the anchor method while it is "
         "unavailable, degraded), or from the word lists only.",
     )
+    ab_challenger_share: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="A/B test of the appraisal model: the share of threads (sticky, by a hash of "
+        "the thread id) whose turns use the registry's challenger while there is one; 0: off.",
+    )
     prompt_source: Literal["registry", "builtin"] = Field(
         default="registry",
         description="The cognition prompt from MLflow's prompt registry (by mlops.prompt_alias; "

@@ -48,6 +48,7 @@ class StimulusData(TypedDict):
     valence: NotRequired[float]
     arousal: NotRequired[float]
     dominance: NotRequired[float]
+    ratings: NotRequired[list[int]]
 
 
 class RecalledEpisode(TypedDict):
@@ -159,6 +160,7 @@ class AgentState(TypedDict, total=False):
     salience: float
     embedding: list[float] | None
     appraised_by: str  # what estimated the valence: "emily-appraisal/3", "anchor", "words"
+    appraised_valence: float | None  # the appraiser's own valence (before any fusion)
     online_features: OnlineFeatureData | None
     # recall
     recalled: list[RecalledEpisode]

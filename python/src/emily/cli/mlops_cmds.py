@@ -249,3 +249,129 @@ def eval_cognition(
         table.add_row(escape(name), f"{value:.3f}")
     console.print(table)
     console.print(f"MLflow run {result['run_id']} (experiment {result['experiment']})")
+
+
+WindowOption = Annotated[
+    int | None,
+    typer.Option("--window", min=10, help="Recent turns checked (default: mlops.monitor_window)."),
+]
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+@app.command()
+def monitor(
+    ctx: typer.Context,
+    window: WindowOption = None,
+    reference: Annotated[
+        int | None,
+        typer.Option("--reference", min=10, help="Turns before the window used as reference."),
+    ] = None,
+    as_json: AsJson = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit code 2 when any check alerts.")
+    ] = False,
+) -> None:
+    """One monitoring pass over the recent turns: stimulus, prediction and feature drift, the
+    champion's error on labelled turns, data quality. Logged to MLflow, written as Prometheus
+    gauges, alerts as structured log events."""
+    from emily.mlops.monitoring import monitor as run
+
+    with _own_stdout():
+        report = run(settings_of(ctx), window=window, reference=reference)
+    if as_json:
+        _print(report.model_dump(mode="json"))
+    else:
+        table = Table(
+            "check",
+            "statistic",
+            "p",
+            "threshold",
+            "n ref",
+            "n cur",
+            "status",
+            title=f"monitor: {report.model} (champion {report.champion or 'none'})",
+        )
+        for c in report.checks:
+            status = (
+                f"[dim]skipped: {escape(c.skipped)}[/]"
+                if c.skipped
+                else ("[red]ALERT[/]" if c.alert else "[green]ok[/]")
+            )
+            table.add_row(
+                c.name,
+                _fmt(c.statistic),
+                _fmt(c.p_value),
+                _fmt(c.threshold),
+                str(c.n_reference),
+                str(c.n_current),
+                status,
+            )
+        console.print(table)
+        if report.run_id:
+            console.print(f"logged to MLflow run {report.run_id}; gauges: {report.metrics_file}")
+    if strict and report.alerts:
+        raise typer.Exit(code=2)
+
+
+ab_app = sub_app("A/B test of the appraisal model (champion vs challenger) in the agent loop.")
+app.add_typer(ab_app, name="ab")
+
+
+@ab_app.command("report")
+def ab_report(
+    ctx: typer.Context,
+    experiment: Annotated[
+        str | None, typer.Option("--experiment", help="Default: the one with the newest turn.")
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Effect (challenger − champion mean absolute error, per thread) with its always-valid
+    confidence interval and p-value (mSPRT), the sample size still needed, and a decision."""
+    from emily.mlops.abtest.report import ab_report as run
+
+    result, context = run(settings_of(ctx), experiment)
+    if as_json:
+        _print({**context, **result.to_dict()})
+        return
+    ci = result.ci
+    interval = f"[{ci.low:+.4f}, {ci.high:+.4f}]" if ci else "-"
+    console.print(
+        f"experiment {escape(context['experiment'])}: threads champion "
+        f"{context['threads']['champion']}, challenger {context['threads']['challenger']}\n"
+        f"mean abs error: champion {_fmt(result.mean_champion)}, challenger "
+        f"{_fmt(result.mean_challenger)}; effect {_fmt(result.effect)} "
+        f"{int(100 * (1 - result.alpha))}% CI {interval}; always-valid p {result.p_value:.3g}\n"
+        f"samples still needed per arm: {result.samples_still_needed}\n"
+        f"decision: [bold]{result.decision}[/] ({escape(result.reason)})",
+        highlight=False,
+    )
+
+
+@app.command()
+def watch(ctx: typer.Context, window: WindowOption = None, as_json: AsJson = False) -> None:
+    """One pass of drift-triggered retraining: monitor, roll back a degraded champion, retrain
+    on new labelled data when drift alerts, compare, promote or keep (see `emily mlops
+    --help`). Safe to run from a timer: a second pass at the same time does nothing."""
+    from emily.mlops.versioning import STAGES
+    from emily.mlops.watch import watch_once
+
+    settings = settings_of(ctx)
+    with progress(err_console, transient=True) as bar:
+        task = bar.add_task("watch", total=len(STAGES))
+
+        def on_stage(stage: str) -> None:
+            bar.update(task, advance=1, description=f"dvc repro: {stage}")
+
+        with _own_stdout():
+            decision = watch_once(settings, window=window, on_stage=on_stage)
+    if as_json:
+        _print(decision.model_dump(mode="json"))
+        return
+    console.print(
+        f"[bold]{decision.action}[/]: {escape(decision.reason)}\n"
+        f"champion: v{decision.champion_before} → v{decision.champion_after}",
+        highlight=False,
+    )

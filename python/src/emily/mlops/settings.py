@@ -79,3 +79,50 @@ class MlopsSettings(BaseModel):
     appraisal_timeout_s: float = Field(
         default=20.0, gt=0, description="Loading the champion gives up after this (fallback)."
     )
+    monitor_window: int = Field(
+        default=50,
+        ge=10,
+        description="Monitor: the recent agent turns checked (against the turns before them).",
+    )
+    monitor_reference: int = Field(
+        default=200,
+        ge=10,
+        description="Monitor: the turns before the window that serve as its reference.",
+    )
+    monitor_experiment: str = Field(
+        default="emily-monitoring",
+        description="MLflow experiment of the monitoring runs (one run per model, a metric "
+        "series per check).",
+    )
+    monitor_metrics_path: Path | None = Field(
+        default=None,
+        description="Prometheus text file the monitor writes its gauges to (node_exporter's "
+        "textfile collector reads it); default: <state_dir>/metrics/monitor.prom.",
+    )
+    error_tolerance: float = Field(
+        default=0.25,
+        ge=0.0,
+        description="Champion error alert (and watch's rollback): the labelled turns' mean "
+        "absolute error above the version's held-out MAE by more than this share.",
+    )
+    ab_alpha: float = Field(
+        default=0.05, gt=0, lt=0.5, description="A/B report: level of the always-valid test."
+    )
+    ab_power: float = Field(
+        default=0.8, gt=0, lt=1, description="A/B report: power the sample size is planned for."
+    )
+    ab_minimum_effect: float = Field(
+        default=0.02,
+        gt=0,
+        description="A/B report: the smallest change in mean absolute error worth detecting.",
+    )
+    watch_ab: bool = Field(
+        default=False,
+        description="Watch: after a challenger passes the offline comparison, run an A/B "
+        "period and promote only on its decision (else promote on the offline comparison).",
+    )
+    watch_min_labelled: int = Field(
+        default=20,
+        ge=1,
+        description="Watch: labelled turns (human ratings) a retraining needs as new data.",
+    )

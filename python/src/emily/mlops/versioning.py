@@ -6,6 +6,7 @@ the same environment and settings (the state directory travels in ``EMILY_STATE_
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import subprocess
@@ -111,6 +112,18 @@ def repro(
             settings, layout, "repro", *forced, on_line=watch, what=f"dvc repro {force_from}"
         )
     return output + dvc(settings, layout, "repro", on_line=watch, what="dvc repro")
+
+
+def out_of_date(settings: Settings, layout: Layout) -> bool:
+    """Whether ``dvc repro`` has work to do (``dvc status``: a changed dependency, parameter or
+    missing output), e.g. after a run that was interrupted or failed midway."""
+    output = dvc(settings, layout, "status", "--json", what="dvc status")
+    start = output.find("{")
+    try:
+        changes = json.loads(output[start:]) if start >= 0 else {}
+    except ValueError as exc:
+        raise PipelineError(f"`dvc status --json` printed no JSON: {output[-200:]}") from exc
+    return bool(changes)
 
 
 def push(settings: Settings, layout: Layout) -> str:

@@ -1,0 +1,277 @@
+"""The closed loop on the real stack: monitoring passes over stored turns (MMD on real MiniLM
+embeddings, the champion's error on human ratings from the VADER lexicon), logged to MLflow and
+written as Prometheus gauges; `emily mlops watch` doing nothing without drift, refusing to run
+twice at once, waiting for labelled data, refusing a retrained model that fails the evaluation
+gate, leaving the aliases as they were when killed midway, then retraining and promoting or
+keeping with its evidence, doing nothing the second time, and rolling a degraded champion back.
+
+Turns are stored as consolidate stores them, dated a day ahead so they are the newest turns of
+the session's database whatever other tests stored."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from emily.config import Settings
+from emily.memory.embedding.factory import create_embedder
+from emily.memory.store import MemoryStore
+from emily.mlops import lifecycle, registry
+from emily.mlops.appraisal.lexicon import LexiconRow, installed_lexicon, read_lexicon
+from emily.mlops.monitoring import metrics_file, monitor
+from emily.mlops.tracking import connect
+from emily.mlops.watch import exclusive, lock_path, watch_once
+from tests.fixtures.pipeline import SMALL, PipelineRepo, write_params
+
+pytestmark = pytest.mark.timeout(1500)
+
+
+@pytest.fixture(scope="module")
+def lexicon() -> dict[str, list[LexiconRow]]:
+    rows = read_lexicon(installed_lexicon())
+    random.Random(11).shuffle(rows)
+    return {
+        "word": [r for r in rows if r.kind == "word"],
+        "other": [r for r in rows if r.kind == "other"],
+    }
+
+
+@pytest.fixture(scope="module")
+def watched(pipeline_repo: PipelineRepo, weak_champion: dict[str, Any]) -> Settings:
+    """The pipeline's settings with a model of the test's own (champion: the workspace's run,
+    registered under it), a small window and a low bar for new data."""
+    base = pipeline_repo.settings
+    mlops = base.mlops.model_copy(
+        update={
+            "model_name": base.mlops.model_name + "-watch",
+            "monitor_window": 40,
+            "monitor_reference": 60,
+            "watch_min_labelled": 20,
+        }
+    )
+    settings = base.model_copy(update={"mlops": mlops})
+    MemoryStore(settings).migrate()
+    first = lifecycle.train(settings, trained_by="tests")
+    assert first["champion"] is True
+    return settings
+
+
+class Turns:
+    """Stores agent turns: the champion appraises each text, ratings are the lexicon's."""
+
+    def __init__(self, settings: Settings, days_ahead: int = 1) -> None:
+        self.settings = settings
+        self.embedder = create_embedder(settings)
+        self.at = datetime.now(UTC) + timedelta(days=days_ahead)
+        self.count = 0
+
+    def store(
+        self, rows: list[LexiconRow], *, labelled: bool, flip: bool = False, thread: str = "w"
+    ) -> None:
+        texts = [r.token for r in rows]
+        vectors = np.asarray(self.embedder.embed(texts), dtype=np.float32)
+        model, info = lifecycle.load_model(self.settings, "@champion")
+        predicted = model.appraise(texts, vectors)
+        episodes = []
+        for row, vector, valence in zip(rows, vectors, predicted, strict=True):
+            self.count += 1
+            self.at += timedelta(seconds=1)
+            ratings = [-r for r in row.ratings] if flip else list(row.ratings)
+            human = sum(ratings) / len(ratings) / 4.0
+            context: dict[str, Any] = {
+                "thread_id": f"watch-{thread}-{self.count // 10}",
+                "turn": self.count,
+                "appraised_by": f"{self.settings.mlops.model_name}/{info.version}",
+                "appraised_valence": float(valence),
+            }
+            if labelled:
+                context.update(
+                    ratings=ratings,
+                    human_valence=human,
+                    appraisal_error=abs(float(valence) - human),
+                )
+            episodes.append(
+                {
+                    "content": row.token,
+                    "occurred_at": self.at,
+                    "affect": [max(-1.0, min(1.0, float(valence))), 0.0, 0.0],
+                    "context": context,
+                    "embedding": [float(x) for x in vector],
+                }
+            )
+        with MemoryStore(self.settings) as store:
+            store.add_many(episodes)
+
+
+def kill_during_repro(settings: Settings) -> bool:
+    """``emily mlops watch`` in its own process group, killed (SIGKILL, the whole group) as
+    soon as it runs ``dvc repro``; ``True`` when it got that far."""
+    mlops = settings.mlops
+    env = {
+        **os.environ,
+        "EMILY_STATE_DIR": str(settings.state_dir),
+        "EMILY_MLOPS__PIPELINE_DIR": str(mlops.pipeline_dir),
+        "EMILY_MLOPS__DVC_REMOTE_URL": str(mlops.dvc_remote_url),
+        "EMILY_MLOPS__MODEL_NAME": mlops.model_name,
+        "EMILY_MLOPS__EXPERIMENT": mlops.experiment,
+        "EMILY_MLOPS__MONITOR_WINDOW": "80",
+        "EMILY_MLOPS__MONITOR_REFERENCE": str(mlops.monitor_reference),
+        "EMILY_MLOPS__WATCH_MIN_LABELLED": str(mlops.watch_min_labelled),
+    }
+    cli = [sys.executable, "-c", "from emily.cli import main; main()", "mlops", "watch"]
+    process = subprocess.Popen(
+        cli, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 600
+    reached = False
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            if any("repro" in c for c in descendants_cmdlines(process.pid)):
+                reached = True
+                break
+            time.sleep(0.1)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(30)
+    return reached
+
+
+def descendants_cmdlines(pid: int) -> list[str]:
+    """Command lines of every process in ``pid``'s session (its group, started anew)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.getsid(int(entry.name)) != pid:
+                continue
+            found.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except (OSError, ProcessLookupError):
+            continue
+    return found
+
+
+def aliases(settings: Settings) -> tuple[int | None, int | None]:
+    client, name = connect(settings), settings.mlops.model_name
+    champion = registry.by_alias(client, name, registry.CHAMPION)
+    challenger = registry.by_alias(client, name, registry.CHALLENGER)
+    return (
+        champion.version if champion else None,
+        challenger.version if challenger else None,
+    )
+
+
+def test_monitor_and_watch_close_the_loop(
+    watched: Settings, lexicon: dict[str, list[LexiconRow]]
+) -> None:
+    settings = watched
+    turns = Turns(settings)
+    words, chat = lexicon["word"], lexicon["other"]
+
+    # No drift: words after words. The monitor says so, records it, and watch does nothing.
+    turns.store(words[:100], labelled=False)
+    report = monitor(settings)
+    drift = report.check("stimulus_drift")
+    assert not drift.skipped and (drift.n_reference, drift.n_current) == (60, 40)
+    assert not drift.alert and drift.p_value is not None and drift.p_value > 0.01
+    assert report.check("champion_error").skipped  # no labelled turn yet
+    assert report.run_id is not None
+    gauges = metrics_file(settings).read_text(encoding="utf-8")
+    assert 'emily_monitor{check="stimulus_drift",value="alert"} 0.0' in gauges
+    assert watch_once(settings).action == "nothing"
+
+    # Another pass holding the lock: this one returns at once and changes nothing.
+    with exclusive(lock_path(settings)) as held:
+        assert held
+        assert watch_once(settings).action == "busy"
+
+    # The stream shifts to chat-like text (emoticons, slang): drift, but no labels yet.
+    turns.store(chat[:40], labelled=False)
+    shifted = monitor(settings)
+    assert shifted.check("stimulus_drift").alert
+    assert shifted.check("stimulus_drift").p_value < settings.drift.monitor_alpha
+    history = connect(settings).get_metric_history(shifted.run_id, "monitor.stimulus_drift.alert")
+    assert [m.value for m in history][-2:] == [0.0, 1.0]
+    gauges = metrics_file(settings).read_text(encoding="utf-8")
+    assert 'emily_monitor{check="stimulus_drift",value="alert"} 1.0' in gauges
+    decision = watch_once(settings)
+    assert decision.action == "drift-without-data" and "0 new labelled texts" in decision.reason
+
+    # Labelled chat arrives, but the retrained model fails the evaluation gate: refused, with
+    # the reason, and no alias moved. (The window now spans the whole shift.)
+    before = aliases(settings)
+    layout = lifecycle.layout_of(settings)
+    write_params(layout, evaluate={"min_r": 0.99})
+    turns.store(chat[40:80], labelled=True)
+    refused = watch_once(settings, window=80)
+    assert refused.action == "refused" and "below the gate" in refused.reason, refused
+    assert refused.new_rows >= 40 and refused.data_file is not None
+    assert aliases(settings) == before
+
+    # The gate restored, a pass is killed while DVC runs: the aliases are as they were and the
+    # lock is free again.
+    write_params(layout, evaluate={"min_r": SMALL["evaluate"]["min_r"]})
+    killed = kill_during_repro(settings)
+    assert killed, "the watch pass never reached dvc repro"
+    assert aliases(settings) == before
+
+    # The next pass finds no new text but an unfinished pipeline: it trains, compares and
+    # promotes or keeps, with its evidence.
+    decision = watch_once(settings, window=80)
+    assert decision.action in ("promoted", "kept"), decision
+    assert decision.new_rows == 0 and "comparison" in decision.evidence
+    assert decision.challenger is not None and decision.challenger != before[0]
+    champion, challenger = aliases(settings)
+    info = registry.get_version(connect(settings), settings.mlops.model_name, decision.challenger)
+    assert info.tags["watch_decision"].startswith(decision.action)
+    if decision.action == "promoted":
+        assert champion == decision.challenger and info.tags["previous_champion"] == str(before[0])
+    else:
+        assert champion == before[0] and challenger is None
+    run = connect(settings).get_run(decision.monitor.run_id)  # type: ignore[union-attr]
+    assert run.data.tags["emily.watch.last_action"] == decision.action
+
+    # Again: no new labelled text, nothing retrained, nothing moved.
+    again = watch_once(settings, window=80)
+    assert again.action == "drift-without-data" and again.new_rows == 0
+    assert aliases(settings) == (champion, challenger)
+
+
+def test_a_degraded_champion_is_rolled_back(
+    watched: Settings, lexicon: dict[str, list[LexiconRow]]
+) -> None:
+    settings = watched
+    client, name = connect(settings), settings.mlops.model_name
+    champion, _ = aliases(settings)
+    assert champion is not None
+    versions = sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
+    assert len(versions) >= 2  # the first registration and the watch's retraining
+    newest, older = versions[-1], versions[0]
+    # The newest version as the champion that replaced the older one (what a promotion leaves).
+    client.set_model_version_tag(name, str(newest), "previous_champion", str(older))
+    client.set_registered_model_alias(name, registry.CHAMPION, str(newest))
+    # Its appraisals now meet ratings of the opposite sign: its error is far past its threshold.
+    # (Two days ahead: after every turn the previous test stored.)
+    Turns(settings, days_ahead=2).store(
+        lexicon["word"][200:260], labelled=True, flip=True, thread="r"
+    )
+    decision = watch_once(settings)
+    assert decision.action == "rolled-back", decision
+    assert (decision.champion_before, decision.champion_after) == (newest, older)
+    assert aliases(settings)[0] == older
+    error = decision.evidence["champion_error"]
+    assert error["alert"] and error["statistic"] > error["threshold"]
+    info = registry.get_version(client, name, newest)
+    assert "rolled_back" in info.tags
