@@ -117,9 +117,21 @@ in
       tokenFile = "/var/lib/emily-secrets/api-token";
     };
 
-    mlops.enable = true;
+    # MLflow (runs, model registry, prompt registry) on PostgreSQL, artefacts on the
+    # mlflow-artifacts dataset, behind MLflow's basic auth; the DVC pipeline's cache and remote
+    # on the dvc-cache / dvc-remote datasets; `emily mlops watch` hourly, the monitor every 15 min.
+    mlops = {
+      enable = true;
+      auth.adminPasswordFile = "/var/lib/emily-secrets/mlflow-admin-password";
+    };
 
-    features.enable = true;
+    # Redis, Feast's SQL registry and offline store on PostgreSQL, the feature server on
+    # loopback (no IdP on this host, so Feast's no_auth, which the module allows on loopback
+    # only), materialization every 10 minutes.
+    features = {
+      enable = true;
+      server.workers = 4;
+    };
 
     observability = {
       enable = true;

@@ -1,6 +1,7 @@
 # Observability: single-node k3s with Cilium (eBPF datapath) and Hubble, Tetragon with a
-# TracingPolicy for Zenoh traffic, Langfuse for LLM traces, and an OpenTelemetry collector
-# that Emily's OTLP exporter sends to.
+# TracingPolicy for Zenoh traffic, Langfuse for LLM traces, an OpenTelemetry collector that
+# Emily's OTLP exporter sends to, and Prometheus scraping the Emily services' /metrics with
+# alert rules on the agent loop and the feature monitor's gauges.
 {
   config,
   lib,
@@ -14,6 +15,46 @@ let
   inherit (lib) mkOption mkEnableOption types;
   kernelVersion = config.boot.kernelPackages.kernel.version;
   chart = elib.k8s.helmChart;
+  prom = cfg.prometheus;
+  target = host: port: "${if lib.hasInfix ":" host then "[${host}]" else host}:${toString port}";
+  monitorGauges = (emily.mlops.enable or false) && emily.mlops.monitor.enable;
+  scrapeTargets =
+    lib.optional monitorGauges {
+      job = "emily-monitor";
+      target = target "127.0.0.1" prom.nodeExporterPort;
+      unit = "prometheus-node-exporter";
+    }
+    ++ lib.optional (emily.agents.enable or false) {
+      job = "emily-agents";
+      target = target emily.agents.host emily.agents.port;
+    }
+    ++ lib.optional (emily.inference.enable or false) {
+      job = "emily-inference";
+      target = target emily.inference.host emily.inference.port;
+    };
+  alert = name: expr: for: summary: {
+    alert = name;
+    inherit expr for;
+    labels.severity = "warning";
+    annotations.summary = summary;
+  };
+  # Prometheus' rule file format (JSON is YAML): services.prometheus.rules takes each as text.
+  alertRules = builtins.toJSON {
+    groups = [
+      {
+        name = "emily";
+        rules = [
+          (alert "EmilyTargetDown" "up{job=~\"emily-.*\"} == 0" "5m" "{{ $labels.job }} does not answer /metrics")
+          (alert "EmilyFeatureMonitorDown" "emily_feature_monitor_up == 0" "15m" "the feature monitor fails (PostgreSQL or Redis unreachable?)")
+          (alert "EmilyFeatureStale" "max by (view) (emily_feature_stale) == 1" "30m" "online features of {{ $labels.view }} are older than their TTL (is materialization running?)")
+          (alert "EmilyFeatureDrift" "max by (view, feature) (emily_feature_drifting) == 1" "1h" "{{ $labels.view }}:{{ $labels.feature }} drifts from its training baseline")
+          (alert "EmilyModelMonitorAlert" "max by (check) (emily_monitor{value=\"alert\"}) == 1" "0m" "model monitor check {{ $labels.check }} alerts (details: journalctl -u emily-mlops-monitor)")
+          (alert "EmilyModelMonitorStale" "time() - emily_monitor_last_pass_timestamp_seconds > 3600" "15m" "emily mlops monitor has not completed a pass for an hour")
+          (alert "EmilyTurnsRefused" "increase(emily_agent_turns_refused_total[15m]) > 0" "0m" "the agents API refuses turns (admission control)")
+        ];
+      }
+    ];
+  };
 in
 {
   imports = [ ./common.nix ];
@@ -111,6 +152,34 @@ in
       };
     };
 
+    prometheus = {
+      enable = mkOption {
+        type = types.bool;
+        default = true;
+        description = "Run Prometheus on loopback: scrapes the agents API and the LLM server, evaluates Emily's alert rules (firing alerts: the ALERTS series, /alerts).";
+      };
+      listenAddress = mkOption {
+        type = types.str;
+        default = "127.0.0.1";
+        description = "Listen address of Prometheus.";
+      };
+      port = mkOption {
+        type = types.port;
+        default = 9090;
+        description = "Listen port of Prometheus.";
+      };
+      retentionTime = mkOption {
+        type = types.str;
+        default = "30d";
+        description = "How long samples are kept.";
+      };
+      nodeExporterPort = mkOption {
+        type = types.port;
+        default = 9100;
+        description = "Loopback port of node_exporter, whose textfile collector serves `emily mlops monitor`'s gauges (with services.emily.mlops.monitor).";
+      };
+    };
+
     openFirewall = mkOption {
       type = types.bool;
       default = false;
@@ -136,6 +205,32 @@ in
           }
         ];
       }
+
+      (lib.mkIf prom.enable {
+        services.prometheus = {
+          enable = true;
+          inherit (prom) listenAddress port retentionTime;
+          globalConfig = {
+            scrape_interval = "30s";
+            evaluation_interval = "30s";
+          };
+          scrapeConfigs = map (t: {
+            job_name = t.job;
+            metrics_path = "/metrics";
+            static_configs = [ { targets = [ t.target ]; } ];
+          }) scrapeTargets;
+          rules = [ alertRules ];
+          exporters.node = lib.mkIf monitorGauges {
+            enable = true;
+            listenAddress = "127.0.0.1";
+            port = prom.nodeExporterPort;
+            enabledCollectors = [ "textfile" ];
+            extraFlags = [ "--collector.textfile.directory=${toString emily.mlops.monitor.metricsDir}" ];
+          };
+        };
+        # Scrapes start once the services are up (the agents API binds the WireGuard address).
+        systemd.services.prometheus.after = map (t: "${t.unit or t.job}.service") scrapeTargets;
+      })
 
       (lib.mkIf cfg.cilium.enable {
         services.k3s = {

@@ -64,6 +64,7 @@ in
           before = [
             "postgresql.service"
             "emily-mlflow.service"
+            "emily-mlops-checkout.service"
             "emily-inference.service"
             "redis-emily.service"
           ];
@@ -101,6 +102,10 @@ in
 
       (lib.mkIf (emily.mlops.enable or false) {
         services.emily.mlops.artifactsDir = lib.mkDefault cfg.datasets.${ds "mlflow-artifacts"}.mountpoint;
+        services.emily.mlops.pipeline.cacheDir = lib.mkDefault cfg.datasets.${ds "dvc-cache"}.mountpoint;
+        services.emily.mlops.pipeline.remote.directory = lib.mkDefault cfg.datasets.${ds "dvc-remote"}.mountpoint;
+        systemd.services.emily-mlflow.requires = [ "emily-zfs-datasets.service" ];
+        systemd.services.emily-mlops-checkout.requires = lib.mkIf emily.mlops.pipeline.enable [ "emily-zfs-datasets.service" ];
       })
     ]
   );

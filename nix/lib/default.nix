@@ -9,4 +9,6 @@
   strings = import ./strings.nix;
   systemd = import ./systemd.nix;
   k8s = import ./k8s.nix;
+  net = import ./net.nix;
+  checkout = import ./checkout.nix;
 }

@@ -10,6 +10,7 @@ let
     env
     k8s
     systemd
+    net
     ;
   policy = k8s.zenohTracingPolicy { };
   # What the c220g5 host feeds the tuner: 128 GB, 28 threads, RAIDZ2 on HDD.
@@ -535,6 +536,32 @@ let
         false
         true
       ];
+    };
+    net_loopback_addresses = {
+      expr = map net.isLoopback [
+        "127.0.0.1"
+        "127.1.2.3"
+        "::1"
+        "localhost"
+        "0.0.0.0"
+        "10.77.0.1"
+        "127.0.0.1.evil"
+        "::"
+      ];
+      expected = [
+        true
+        true
+        true
+        true
+        false
+        false
+        false
+        false
+      ];
+    };
+    zfs_dvc_remote_dataset = {
+      expr = layout."tank/emily/dvc-remote".mountpoint;
+      expected = "/var/lib/emily/dvc-remote";
     };
     env_no_false_secret_alarm = {
       expr = env.secretsIn { database.hnsw_m = 16; };

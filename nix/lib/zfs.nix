@@ -62,6 +62,14 @@ rec {
           compression = "zstd";
         };
       };
+      # The DVC remote (`dvc push`): content-addressed files written once, read on `dvc pull`.
+      ${ds "dvc-remote"} = {
+        mountpoint = "/var/lib/emily/dvc-remote";
+        properties = common // {
+          recordsize = "1M";
+          compression = "zstd";
+        };
+      };
       ${ds "models"} = {
         mountpoint = "/var/lib/emily/models";
         properties = common // {

@@ -25,7 +25,13 @@ pkgs.testers.runNixOSTest {
         enable = true;
         snapshots.enable = false;
       };
-      features.enable = true;
+      # Redis for working memory; the feature server and materialization have no part in
+      # this test (the loop runs without them: features.in_loop = auto finds no server).
+      features = {
+        enable = true;
+        server.enable = false;
+        materialize.enable = false;
+      };
       inference = {
         enable = true;
         backend = "llama-cpp";

@@ -224,6 +224,23 @@ in
       enable = opt types.bool false;
       settings = opt (pkgs.formats.yaml { }).type { };
     };
+    # nixos/modules/services/monitoring/prometheus/default.nix (the options we set).
+    services.prometheus = {
+      enable = mkEnableOption "Prometheus monitoring daemon";
+      port = opt types.port 9090;
+      listenAddress = opt types.str "0.0.0.0";
+      retentionTime = opt (types.nullOr types.str) null;
+      globalConfig = loose;
+      scrapeConfigs = opt (types.listOf (types.attrsOf types.anything)) [ ]; # loose items
+      rules = opt (types.listOf types.str) [ ];
+      exporters.node = {
+        enable = mkEnableOption "the Prometheus node exporter";
+        listenAddress = opt types.str "";
+        port = opt types.port 9100;
+        enabledCollectors = listOfStr;
+        extraFlags = listOfStr;
+      };
+    };
     services.redis.servers = opt (types.attrsOf (
       types.submodule (
         { name, ... }:

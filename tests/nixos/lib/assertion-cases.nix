@@ -70,6 +70,40 @@
       "one owner"
     ];
   };
+  feature-server-open-without-auth = {
+    module = {
+      services.emily.memory = {
+        enable = true;
+        snapshots.enable = false;
+      };
+      services.emily.features = {
+        enable = true;
+        server.host = "0.0.0.0";
+      };
+    };
+    expect = [
+      "services.emily.features.server.host"
+      "oidc"
+    ];
+  };
+  mlflow-open-without-auth = {
+    module = {
+      services.emily.mlops = {
+        enable = true;
+        host = "0.0.0.0";
+      };
+    };
+    expect = [ "services.emily.mlops.auth.adminPasswordFile" ];
+  };
+  dvc-s3-remote-without-url = {
+    module = {
+      services.emily.mlops = {
+        enable = true;
+        pipeline.remote.type = "s3";
+      };
+    };
+    expect = [ "remote.s3.url" ];
+  };
   gguf-with-sglang = {
     module = {
       services.emily.hardware.gpu.computeCapability = "8.0";
