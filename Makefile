@@ -56,7 +56,7 @@ nix-check:
 	bash scripts/nix-check.sh
 
 pytest: setup
-	$(RUN) pytest -p no:cacheprovider --cov=emily --cov-report=term --cov-fail-under=85
+	$(RUN) pytest -p no:cacheprovider --durations=25 --cov=emily --cov-report=term --cov-fail-under=85
 
 test: setup lint typecheck nix-check pytest
 

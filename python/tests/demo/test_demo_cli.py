@@ -48,6 +48,10 @@ def test_demo_end_to_end_writes_report(
         assert (report / png).stat().st_size > 1000
         assert (report / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "WordNet" in page
+    # The freshness panel: the batch view no push feeds was materialized up to the day's end.
+    assert "Feature store: freshness" in page
+    habituation = page[page.index("stimulus_habituation_v1") :].split("</tr>", 1)[0]
+    assert "fresh" in habituation and "stale" not in habituation
     # Without a champion the report says every label is derived, and why.
     assert "Valence labels: anchor (derived)" in page
     assert "no emily-appraisal@champion" in page

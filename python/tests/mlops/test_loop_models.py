@@ -251,12 +251,24 @@ async def test_threads_are_split_between_champion_and_challenger_and_reported(
             )
         }
     )
-    rated = [r for r in read_lexicon(installed_lexicon()) if r.kind == "word"][::97][:24]
+    rated = [r for r in read_lexicon(installed_lexicon()) if r.kind == "word"][::97][:16]
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     agent = await Agent.open(settings, durable=False, tracer=provider.get_tracer("test"))
-    threads = [f"ab-{i}" for i in range(12)]
+    # Eight threads, four per arm by the real hash (the experiment's name holds this session's
+    # version numbers, so the split is found, not assumed).
+    experiment = experiment_name(f"{name}/{weak}", f"{name}/{strong}")
+    candidates = [f"ab-{i}" for i in range(200)]
+    by_arm = {
+        arm: [
+            t
+            for t in candidates
+            if assign_arm(t, experiment=experiment, challenger_share=0.5) == arm
+        ][:4]
+        for arm in ("champion", "challenger")
+    }
+    threads = [*by_arm["champion"], *by_arm["challenger"]]
     try:
         assert agent.ab is not None
         assert agent.ab.champion.refresh() and agent.ab.challenger.refresh()
@@ -272,7 +284,6 @@ async def test_threads_are_split_between_champion_and_challenger_and_reported(
                 client.set_registered_model_alias(name, alias, str(info.version))
             else:
                 client.delete_registered_model_alias(name, alias)
-    experiment = experiment_name(f"{name}/{weak}", f"{name}/{strong}")
     arms = {t: assign_arm(t, experiment=experiment, challenger_share=0.5) for t in threads}
     assert set(arms.values()) == {"champion", "challenger"}
     with psycopg.connect(postgres_dsn(base)) as conn:

@@ -1,8 +1,8 @@
 """The closed loop on the real stack: monitoring passes over stored turns (MMD on real MiniLM
 embeddings, the champion's error on human ratings from the VADER lexicon), logged to MLflow and
 written as Prometheus gauges; `emily mlops watch` doing nothing without drift, refusing to run
-twice at once, waiting for labelled data, refusing a retrained model that fails the evaluation
-gate, leaving the aliases as they were when killed midway, then retraining and promoting or
+twice at once, waiting for labelled data, refusing new data that fails validation, leaving the
+aliases as they were when killed midway, then retraining and promoting or
 keeping with its evidence, doing nothing the second time, and rolling a degraded champion back.
 
 Turns are stored as consolidate stores them, dated a day ahead so they are the newest turns of
@@ -57,7 +57,8 @@ def watched(pipeline_repo: PipelineRepo, weak_champion: dict[str, Any]) -> Setti
             "model_name": base.mlops.model_name + "-watch",
             "monitor_window": 40,
             "monitor_reference": 60,
-            "watch_min_labelled": 20,
+            # Other tests store rated turns too (the A/B loop test: 16): more than that.
+            "watch_min_labelled": 30,
         }
     )
     settings = base.model_copy(update={"mlops": mlops})
@@ -207,22 +208,23 @@ def test_monitor_and_watch_close_the_loop(
     gauges = metrics_file(settings).read_text(encoding="utf-8")
     assert 'emily_monitor{check="stimulus_drift",value="alert"} 1.0' in gauges
     decision = watch_once(settings)
-    assert decision.action == "drift-without-data" and "0 new labelled texts" in decision.reason
+    assert decision.action == "drift-without-data" and "new labelled texts" in decision.reason
 
-    # Labelled chat arrives, but the retrained model fails the evaluation gate: refused, with
-    # the reason, and no alias moved. (The window now spans the whole shift.)
+    # Labelled chat arrives, but the new dataset fails validation (its row bounds set
+    # impossibly high here): refused, with the reason, and no alias moved. (The window now
+    # spans the whole shift.)
     before = aliases(settings)
     layout = lifecycle.layout_of(settings)
-    write_params(layout, evaluate={"min_r": 0.99})
+    write_params(layout, validate={"min_rows": 10**6})
     turns.store(chat[40:80], labelled=True)
     refused = watch_once(settings, window=80)
-    assert refused.action == "refused" and "below the gate" in refused.reason, refused
+    assert refused.action == "refused" and "validate" in refused.reason, refused
     assert refused.new_rows >= 40 and refused.data_file is not None
     assert aliases(settings) == before
 
-    # The gate restored, a pass is killed while DVC runs: the aliases are as they were and the
-    # lock is free again.
-    write_params(layout, evaluate={"min_r": SMALL["evaluate"]["min_r"]})
+    # Validation restored, a pass is killed while DVC runs: the aliases are as they were and
+    # the lock is free again.
+    write_params(layout, validate={"min_rows": SMALL["validate"]["min_rows"]})
     killed = kill_during_repro(settings)
     assert killed, "the watch pass never reached dvc repro"
     assert aliases(settings) == before
@@ -275,3 +277,95 @@ def test_a_degraded_champion_is_rolled_back(
     assert error["alert"] and error["statistic"] > error["threshold"]
     info = registry.get_version(client, name, newest)
     assert "rolled_back" in info.tags
+
+
+def store_ab_turns(
+    settings: Settings,
+    rows: list[LexiconRow],
+    experiment: str,
+    versions: dict[str, int],
+    errors: dict[str, float],
+    threads: int,
+) -> None:
+    """Labelled turns of an A/B experiment, ``threads`` threads assigned by the real hash; each
+    arm's appraisal misses the human valence by its ``errors`` (± a little)."""
+    from emily.mlops.abtest.assignment import assign_arm
+
+    embedder = create_embedder(settings)
+    vectors = np.asarray(embedder.embed([r.token for r in rows]), dtype=np.float32)
+    noise = np.random.default_rng(5).uniform(-0.02, 0.02, len(rows))
+    at = datetime.now(UTC) + timedelta(days=3)
+    name = settings.mlops.model_name
+    episodes = []
+    for index, (row, vector) in enumerate(zip(rows, vectors, strict=True)):
+        thread = f"{experiment}-t{index % threads}"
+        arm = assign_arm(thread, experiment=experiment, challenger_share=0.5)
+        human = sum(row.ratings) / len(row.ratings) / 4.0
+        error = errors[arm] + float(noise[index])
+        predicted = human + error if human < 0 else human - error
+        episodes.append(
+            {
+                "content": row.token,
+                "occurred_at": at + timedelta(seconds=index),
+                "affect": [max(-1.0, min(1.0, predicted)), 0.0, 0.0],
+                "context": {
+                    "thread_id": thread,
+                    "turn": index,
+                    "appraised_by": f"{name}/{versions[arm]}",
+                    "appraised_valence": predicted,
+                    "ratings": list(row.ratings),
+                    "human_valence": human,
+                    "appraisal_error": abs(predicted - human),
+                    "ab_experiment": experiment,
+                    "ab_arm": arm,
+                },
+                "embedding": [float(x) for x in vector],
+            }
+        )
+    with MemoryStore(settings) as store:
+        store.add_many(episodes)
+
+
+def test_an_ab_period_waits_while_inconclusive_and_drops_a_worse_challenger(
+    watched: Settings, lexicon: dict[str, list[LexiconRow]]
+) -> None:
+    """With `mlops.watch_ab`, a challenger under test is decided by the experiment's report:
+    left running while inconclusive, dropped (alias removed, decision tagged) when worse."""
+    from emily.agents.ab import experiment_name
+    from emily.mlops.watch import AB_STAGE_TAG
+
+    settings = watched.model_copy(
+        update={"mlops": watched.mlops.model_copy(update={"watch_ab": True})}
+    )
+    client, name = connect(settings), settings.mlops.model_name
+    champion, _ = aliases(settings)
+    assert champion is not None
+    other = max(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
+    other = (
+        other
+        if other != champion
+        else min(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
+    )
+    client.set_registered_model_alias(name, registry.CHALLENGER, str(other))
+    client.set_model_version_tag(name, str(other), AB_STAGE_TAG, "ab")
+    experiment = experiment_name(f"{name}/{champion}", f"{name}/{other}")
+    versions = {"champion": champion, "challenger": other}
+    words = lexicon["word"][400:520]
+
+    # Four threads: far too few to decide; the experiment keeps running, nothing moves.
+    worse = {"champion": 0.1, "challenger": 0.3}
+    store_ab_turns(settings, words[:8], experiment, versions, worse, 4)
+    running = watch_once(settings)
+    assert running.action == "ab-running", running
+    assert aliases(settings) == (champion, other)
+
+    # Forty threads where the challenger errs clearly more: kept out, the test stops with it.
+    store_ab_turns(settings, words[8:], experiment, versions, worse, 40)
+    kept = watch_once(settings)
+    assert kept.action == "ab-kept", kept
+    ab = kept.evidence["ab"]
+    assert ab["experiment"] == experiment and ab["decision"] == "keep"
+    assert ab["effect"] > 0 and ab["ci"]["low"] > 0
+    assert aliases(settings) == (champion, None)
+    info = registry.get_version(client, name, other)
+    assert info.tags["watch_decision"].startswith("ab-kept")

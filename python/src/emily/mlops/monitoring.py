@@ -28,7 +28,7 @@ import math
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -38,9 +38,12 @@ from emily.mlops.turns import Turn, recent_turns
 from emily.telemetry.logs import get_logger
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from mlflow import MlflowClient
 
     from emily.config import Settings
+    from emily.drift.results import DriftResult
 
 log = get_logger("mlops.monitor")
 
@@ -101,61 +104,74 @@ def data_quality(current: list[Turn]) -> Check:
     )
 
 
-def stimulus_drift(settings: Settings, reference: list[Turn], current: list[Turn]) -> Check:
-    from emily.drift.embedding import mmd_test
-
-    ref = [t.embedding for t in reference if t.embedding is not None]
-    cur = [t.embedding for t in current if t.embedding is not None]
-    if len(ref) < MIN_ROWS or len(cur) < MIN_ROWS:
+def _two_sample(
+    name: str,
+    reference: list[Any],
+    current: list[Any],
+    what: str,
+    test: Callable[[Any, Any], DriftResult],
+    detail: str,
+) -> Check:
+    """A drift check from one two-sample test of ``emily.drift`` (skipped on too few rows)."""
+    if len(reference) < MIN_ROWS or len(current) < MIN_ROWS:
         return Check(
-            name="stimulus_drift",
-            n_reference=len(ref),
-            n_current=len(cur),
-            skipped=f"{len(ref)} reference and {len(cur)} current embeddings (need {MIN_ROWS})",
+            name=name,
+            n_reference=len(reference),
+            n_current=len(current),
+            skipped=f"{len(reference)} reference and {len(current)} current {what} "
+            f"(need {MIN_ROWS})",
         )
-    drift = settings.drift
-    result = mmd_test(
-        np.stack(ref),
-        np.stack(cur),
-        alpha=drift.monitor_alpha,
-        permutations=drift.mmd_permutations,
-        seed=drift.seed,
-        feature="stimulus_embedding",
-    )
+    result = test(reference, current)
     return Check(
-        name="stimulus_drift",
+        name=name,
         statistic=result.statistic,
         p_value=result.p_value,
         threshold=result.alpha,
         alert=result.drift,
         n_reference=result.n_reference,
         n_current=result.n_current,
-        detail="MMD² (permutation p-value)",
+        detail=detail,
+    )
+
+
+def stimulus_drift(settings: Settings, reference: list[Turn], current: list[Turn]) -> Check:
+    from emily.drift.embedding import mmd_test
+
+    drift = settings.drift
+
+    def test(ref: list[Any], cur: list[Any]) -> DriftResult:
+        return mmd_test(
+            np.stack(ref),
+            np.stack(cur),
+            alpha=drift.monitor_alpha,
+            permutations=drift.mmd_permutations,
+            seed=drift.seed,
+            feature="stimulus_embedding",
+        )
+
+    return _two_sample(
+        "stimulus_drift",
+        [t.embedding for t in reference if t.embedding is not None],
+        [t.embedding for t in current if t.embedding is not None],
+        "embeddings",
+        test,
+        "MMD² (permutation p-value)",
     )
 
 
 def prediction_drift(settings: Settings, reference: list[Turn], current: list[Turn]) -> Check:
-    from emily.drift.report import prediction_drift as test
+    from emily.drift.report import prediction_drift as ks
 
-    ref = [t.appraised_valence for t in reference if t.appraised_valence is not None]
-    cur = [t.appraised_valence for t in current if t.appraised_valence is not None]
-    if len(ref) < MIN_ROWS or len(cur) < MIN_ROWS:
-        return Check(
-            name="prediction_drift",
-            n_reference=len(ref),
-            n_current=len(cur),
-            skipped=f"{len(ref)} reference and {len(cur)} current appraisals (need {MIN_ROWS})",
-        )
-    result = test(ref, cur, alpha=settings.drift.monitor_alpha, feature="appraised_valence")
-    return Check(
-        name="prediction_drift",
-        statistic=result.statistic,
-        p_value=result.p_value,
-        threshold=result.alpha,
-        alert=result.drift,
-        n_reference=result.n_reference,
-        n_current=result.n_current,
-        detail="KS on the appraised valence",
+    def test(ref: list[Any], cur: list[Any]) -> DriftResult:
+        return ks(ref, cur, alpha=settings.drift.monitor_alpha, feature="appraised_valence")
+
+    return _two_sample(
+        "prediction_drift",
+        [t.appraised_valence for t in reference if t.appraised_valence is not None],
+        [t.appraised_valence for t in current if t.appraised_valence is not None],
+        "appraisals",
+        test,
+        "KS on the appraised valence",
     )
 
 

@@ -335,49 +335,35 @@ def _conclude_ab(
     from emily.mlops import lifecycle
     from emily.mlops.abtest.report import ab_report
 
+    def decision(action: Action, reason: str, after: int | None, **extra: Any) -> WatchDecision:
+        return WatchDecision(
+            action=action,
+            reason=reason,
+            champion_before=before,
+            champion_after=after,
+            challenger=challenger,
+            monitor=report,
+            **extra,
+        )
+
     try:
         result, context = ab_report(settings)
     except EmilyError as exc:
-        return WatchDecision(
-            action="ab-running",
-            reason=f"A/B period: {exc}",
-            champion_before=before,
-            champion_after=before,
-            challenger=challenger,
-            monitor=report,
-        )
+        return decision("ab-running", f"A/B period: {exc}", before)
     evidence = {"ab": {**context, **result.to_dict()}}
     if result.decision == "promote":
-        promoted = lifecycle.promote(settings, approved_by=WATCHER)
-        return WatchDecision(
-            action="ab-promoted",
-            reason=result.reason,
-            champion_before=before,
-            champion_after=int(promoted["promoted"]),
-            challenger=challenger,
-            evidence=evidence,
-            monitor=report,
-        )
+        from emily.mlops.promotion import PromotionRefusedError
+
+        try:
+            promoted = lifecycle.promote(settings, approved_by=WATCHER)
+        except PromotionRefusedError as exc:  # the held-out gate still applies
+            reason = f"the A/B test favours v{challenger} ({result.reason}), but {exc}"
+            return decision("refused", reason, before, evidence=evidence)
+        return decision("ab-promoted", result.reason, int(promoted["promoted"]), evidence=evidence)
     if result.decision == "keep":
         _drop_challenger(settings, challenger)
-        return WatchDecision(
-            action="ab-kept",
-            reason=result.reason,
-            champion_before=before,
-            champion_after=before,
-            challenger=challenger,
-            evidence=evidence,
-            monitor=report,
-        )
-    return WatchDecision(
-        action="ab-running",
-        reason=result.reason,
-        champion_before=before,
-        champion_after=before,
-        challenger=challenger,
-        evidence=evidence,
-        monitor=report,
-    )
+        return decision("ab-kept", result.reason, before, evidence=evidence)
+    return decision("ab-running", result.reason, before, evidence=evidence)
 
 
 def _tag(settings: Settings, version: int, key: str, value: str) -> None:
