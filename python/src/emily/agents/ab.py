@@ -41,14 +41,6 @@ class ABAppraisers:
         self.challenger = challenger
         self.share = share
 
-    def start(self) -> None:
-        self.champion.start()
-        self.challenger.start()
-
-    def close(self) -> None:
-        self.champion.close()
-        self.challenger.close()
-
     def for_thread(self, thread_id: str) -> tuple[Appraiser, Assignment | None]:
         champion, challenger = self.champion.loaded, self.challenger.loaded
         if self.share <= 0 or champion is None or challenger is None or champion == challenger:

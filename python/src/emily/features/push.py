@@ -9,13 +9,13 @@ written to either store" for a refused batch means no online write at all.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from emily.features.schema import STIMULUS_KIND, THREAD
 from emily.features.validation import FeaturePushError, _source, validate_push
+from emily.jsonio import read_json_lines
 from emily.memory.connect import connect
 from emily.stack.features import features_dsn
 
@@ -71,33 +71,22 @@ async def push_checked(
 
 
 def read_push_file(path: Path, max_rows: int) -> list[dict[str, Any]]:
-    """The rows of a JSON-lines push file (one object per line; blank lines skipped). A line that
-    is not a JSON object is refused naming its line number, before anything is sent."""
+    """The rows of a JSON-lines push file (``emily.jsonio``'s reader: a line that is not JSON is
+    refused naming its line number), every line an object, at most ``max_rows``."""
     rows: list[dict[str, Any]] = []
-    try:
-        handle = path.open(encoding="utf-8-sig")
-    except OSError as exc:
-        raise FeaturePushError(f"cannot read {path}: {exc.strerror}", field="file") from exc
-    with handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            if len(rows) >= max_rows:
-                raise FeaturePushError(
-                    f"more than {max_rows} rows in {path.name}",
-                    field="rows",
-                    row=number,
-                    hint="split the file (features.push_max_rows bounds one atomic batch)",
-                )
-            try:
-                row = json.loads(line)
-            except (json.JSONDecodeError, RecursionError) as exc:
-                raise FeaturePushError(f"not JSON: {exc}", field="line", row=number) from None
-            if not isinstance(row, dict):
-                raise FeaturePushError(
-                    f"expected a JSON object, got {type(row).__name__}", field="line", row=number
-                )
-            rows.append(row)
+    for number, row in read_json_lines(path, FeaturePushError):
+        if len(rows) >= max_rows:
+            raise FeaturePushError(
+                f"more than {max_rows} rows in {path.name}",
+                field="rows",
+                row=number,
+                hint="split the file (features.push_max_rows bounds one atomic batch)",
+            )
+        if not isinstance(row, dict):
+            raise FeaturePushError(
+                f"expected a JSON object, got {type(row).__name__}", field="line", row=number
+            )
+        rows.append(row)
     if not rows:
         raise FeaturePushError(f"{path.name} has no rows", field="file")
     return rows

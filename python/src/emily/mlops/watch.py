@@ -182,14 +182,14 @@ def watch_once(
         return _record(settings, _decide(settings, report, on_stage))
 
 
-def _aliases(settings: Settings) -> tuple[Any, Any, Any]:
+def _aliases(settings: Settings) -> tuple[Any, Any]:
+    """The versions ``champion`` and ``challenger`` name now (``None`` where unset)."""
     from emily.mlops import registry
     from emily.mlops.tracking import connect
 
     client = connect(settings)
     name = settings.mlops.model_name
     return (
-        client,
         registry.by_alias(client, name, registry.CHAMPION),
         registry.by_alias(client, name, registry.CHALLENGER),
     )
@@ -200,7 +200,7 @@ def _decide(
 ) -> WatchDecision:
     from emily.mlops import lifecycle
 
-    _, champion, challenger = _aliases(settings)
+    champion, challenger = _aliases(settings)
     before = champion.version if champion else None
     error = report.check("champion_error")
     if error.alert and champion is not None and "previous_champion" in champion.tags:
