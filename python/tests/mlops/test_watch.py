@@ -11,6 +11,7 @@ the session's database whatever other tests stored."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import signal
@@ -27,7 +28,7 @@ import pytest
 from emily.config import Settings
 from emily.memory.embedding.factory import create_embedder
 from emily.memory.store import MemoryStore
-from emily.mlops import lifecycle, registry
+from emily.mlops import lifecycle, registry, versioning
 from emily.mlops.appraisal.lexicon import LexiconRow, installed_lexicon, read_lexicon
 from emily.mlops.monitoring import metrics_file, monitor
 from emily.mlops.tracking import connect
@@ -64,6 +65,9 @@ def watched(pipeline_repo: PipelineRepo, weak_champion: dict[str, Any]) -> Setti
     )
     settings = base.model_copy(update={"mlops": mlops})
     MemoryStore(settings).migrate()
+    # Earlier tests may leave the shared workspace out of date (a parameter changed back, data
+    # removed): bring it up to date, so that only this test's passes give the pipeline work.
+    versioning.repro(settings, lifecycle.layout_of(settings))
     client = connect(settings)
     weak = registry.get_version(client, base.mlops.model_name, int(weak_champion["version"]))
     assert weak.run_id is not None
@@ -380,3 +384,37 @@ def test_an_ab_period_waits_while_inconclusive_and_drops_a_worse_challenger(
     assert aliases(settings) == (champion, None)
     info = registry.get_version(client, name, other)
     assert info.tags["watch_decision"].startswith("ab-kept")
+
+
+def test_the_commands_print_the_pass_as_json(watched: Settings) -> None:
+    """`emily mlops monitor --json` and `emily mlops watch --json`, as the NixOS timers run them."""
+    from typer.testing import CliRunner
+
+    from emily.cli.app import app
+
+    mlops = watched.mlops
+    env = {
+        "EMILY_MLOPS__MODEL_NAME": mlops.model_name,
+        "EMILY_MLOPS__PIPELINE_DIR": str(mlops.pipeline_dir),
+        "EMILY_MLOPS__DVC_REMOTE_URL": str(mlops.dvc_remote_url),
+        "EMILY_MLOPS__MONITOR_WINDOW": str(mlops.monitor_window),
+        "EMILY_MLOPS__MONITOR_REFERENCE": str(mlops.monitor_reference),
+        "EMILY_MLOPS__WATCH_MIN_LABELLED": "100000",  # never retrain here
+    }
+    base = ["--state-dir", str(watched.state_dir), "mlops"]
+    monitored = CliRunner(env=env).invoke(app, [*base, "monitor", "--json"])
+    assert monitored.exit_code == 0, monitored.output
+    report = json.loads(monitored.stdout)
+    assert [c["name"] for c in report["checks"]] == [
+        "data_quality",
+        "stimulus_drift",
+        "prediction_drift",
+        "champion_error",
+        "feature_drift",
+    ]
+    assert report["champion"].startswith(f"{mlops.model_name}/") and report["run_id"]
+    watched_pass = CliRunner(env=env).invoke(app, [*base, "watch", "--json"])
+    assert watched_pass.exit_code == 0, watched_pass.output
+    decision = json.loads(watched_pass.stdout)
+    assert decision["action"] in ("nothing", "drift-without-data", "rolled-back")
+    assert decision["monitor"]["run_id"] == report["run_id"]
