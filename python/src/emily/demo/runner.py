@@ -8,7 +8,9 @@ Only the core (PostgreSQL and episodic memory) is allowed to fail the demo. Ever
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sys
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -128,14 +130,16 @@ def refresh_batch_views(settings: Settings, until: datetime) -> None:
     from emily.features.offline import materialize
     from emily.features.schema import VIEWS
 
-    for view in VIEWS:
-        if view.push_source is None:
-            materialize(
-                settings,
-                since=until - view.ttl,
-                until=until + timedelta(seconds=1),
-                views=[view.name],
-            )
+    # Feast prints its progress on stdout, which is the demo's own summary: send it to stderr.
+    with contextlib.redirect_stdout(sys.stderr):
+        for view in VIEWS:
+            if view.push_source is None:
+                materialize(
+                    settings,
+                    since=until - view.ttl,
+                    until=until + timedelta(seconds=1),
+                    views=[view.name],
+                )
 
 
 def feature_freshness(
