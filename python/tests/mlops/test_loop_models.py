@@ -28,7 +28,7 @@ from emily.memory.store import MemoryStore
 from emily.mlops import lifecycle, prompts, registry
 from emily.mlops.tracking import connect
 from emily.provision import register_prompt
-from tests.fixtures.pipeline import PipelineRepo
+from tests.fixtures.pipeline import PipelineRepo, mlops_env
 
 pytestmark = pytest.mark.timeout(1500)
 TEXT = "I am grateful for this wonderful, happy day with friends."
@@ -321,16 +321,7 @@ async def test_threads_are_split_between_champion_and_challenger_and_reported(
             "--experiment",
             experiment,
         ],
-        env=_env(settings),
+        env=mlops_env(settings),
     )
     assert cli.exit_code == 0, cli.output
     assert json.loads(cli.stdout)["n_challenger"] == result.n_challenger
-
-
-def _env(settings: Settings) -> dict[str, str]:
-    """The pipeline's MLflow/registry settings for a CLI run in this process."""
-    mlops = settings.mlops
-    return {
-        "EMILY_MLOPS__MODEL_NAME": mlops.model_name,
-        "EMILY_MLOPS__PIPELINE_DIR": str(mlops.pipeline_dir),
-    }

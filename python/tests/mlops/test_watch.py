@@ -33,7 +33,7 @@ from emily.mlops.appraisal.lexicon import LexiconRow, installed_lexicon, read_le
 from emily.mlops.monitoring import metrics_file, monitor
 from emily.mlops.tracking import connect
 from emily.mlops.watch import exclusive, lock_path, watch_once
-from tests.fixtures.pipeline import SMALL, PipelineRepo, write_params
+from tests.fixtures.pipeline import SMALL, PipelineRepo, mlops_env, write_params
 
 pytestmark = pytest.mark.timeout(1500)
 
@@ -137,14 +137,12 @@ def kill_during_repro(settings: Settings) -> bool:
     mlops = settings.mlops
     env = {
         **os.environ,
-        "EMILY_STATE_DIR": str(settings.state_dir),
-        "EMILY_MLOPS__PIPELINE_DIR": str(mlops.pipeline_dir),
-        "EMILY_MLOPS__DVC_REMOTE_URL": str(mlops.dvc_remote_url),
-        "EMILY_MLOPS__MODEL_NAME": mlops.model_name,
-        "EMILY_MLOPS__EXPERIMENT": mlops.experiment,
-        "EMILY_MLOPS__MONITOR_WINDOW": "80",
-        "EMILY_MLOPS__MONITOR_REFERENCE": str(mlops.monitor_reference),
-        "EMILY_MLOPS__WATCH_MIN_LABELLED": str(mlops.watch_min_labelled),
+        **mlops_env(
+            settings,
+            monitor_window=80,
+            monitor_reference=mlops.monitor_reference,
+            watch_min_labelled=mlops.watch_min_labelled,
+        ),
     }
     cli = [sys.executable, "-c", "from emily.cli import main; main()", "mlops", "watch"]
     process = subprocess.Popen(
@@ -393,14 +391,12 @@ def test_the_commands_print_the_pass_as_json(watched: Settings) -> None:
     from emily.cli.app import app
 
     mlops = watched.mlops
-    env = {
-        "EMILY_MLOPS__MODEL_NAME": mlops.model_name,
-        "EMILY_MLOPS__PIPELINE_DIR": str(mlops.pipeline_dir),
-        "EMILY_MLOPS__DVC_REMOTE_URL": str(mlops.dvc_remote_url),
-        "EMILY_MLOPS__MONITOR_WINDOW": str(mlops.monitor_window),
-        "EMILY_MLOPS__MONITOR_REFERENCE": str(mlops.monitor_reference),
-        "EMILY_MLOPS__WATCH_MIN_LABELLED": "100000",  # never retrain here
-    }
+    env = mlops_env(
+        watched,
+        monitor_window=mlops.monitor_window,
+        monitor_reference=mlops.monitor_reference,
+        watch_min_labelled=100000,  # never retrain here
+    )
     base = ["--state-dir", str(watched.state_dir), "mlops"]
     monitored = CliRunner(env=env).invoke(app, [*base, "monitor", "--json"])
     assert monitored.exit_code == 0, monitored.output

@@ -7,6 +7,7 @@ import contextlib
 import getpass
 import json
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -35,6 +36,21 @@ def _own_stdout() -> contextlib.AbstractContextManager[Any]:
     return contextlib.redirect_stdout(sys.stderr)
 
 
+@contextlib.contextmanager
+def _repro_progress(label: str) -> Iterator[Callable[[str], None]]:
+    """A progress bar over the DVC stages (on stderr), advanced by the ``on_stage`` it yields;
+    library output goes to stderr meanwhile (see ``_own_stdout``)."""
+    from emily.mlops.versioning import STAGES
+
+    with progress(err_console, transient=True) as bar, _own_stdout():
+        task = bar.add_task(label, total=len(STAGES))
+
+        def on_stage(stage: str) -> None:
+            bar.update(task, advance=1, description=f"dvc repro: {stage}")
+
+        yield on_stage
+
+
 def _print(document: Any) -> None:
     typer.echo(json.dumps(document, indent=2, sort_keys=True, default=str))
 
@@ -50,19 +66,12 @@ def train(
     """Run the DVC pipeline (a no-op when nothing changed) and register the model as
     challenger; the first model also becomes champion."""
     from emily.mlops import lifecycle
-    from emily.mlops.versioning import STAGES
 
     settings = settings_of(ctx)
-    with progress(err_console, transient=True) as bar:
-        task = bar.add_task("dvc repro", total=len(STAGES))
-
-        def on_stage(stage: str) -> None:
-            bar.update(task, advance=1, description=f"dvc repro: {stage}")
-
-        with _own_stdout():
-            result = lifecycle.train(
-                settings, trained_by=trained_by or getpass.getuser(), on_stage=on_stage
-            )
+    with _repro_progress("dvc repro") as on_stage:
+        result = lifecycle.train(
+            settings, trained_by=trained_by or getpass.getuser(), on_stage=on_stage
+        )
     if as_json:
         _print(result)
         return
@@ -355,18 +364,11 @@ def watch(ctx: typer.Context, window: WindowOption = None, as_json: AsJson = Fal
     """One pass of drift-triggered retraining: monitor, roll back a degraded champion, retrain
     on new labelled data when drift alerts, compare, promote or keep (see `emily mlops
     --help`). Safe to run from a timer: a second pass at the same time does nothing."""
-    from emily.mlops.versioning import STAGES
     from emily.mlops.watch import watch_once
 
     settings = settings_of(ctx)
-    with progress(err_console, transient=True) as bar:
-        task = bar.add_task("watch", total=len(STAGES))
-
-        def on_stage(stage: str) -> None:
-            bar.update(task, advance=1, description=f"dvc repro: {stage}")
-
-        with _own_stdout():
-            decision = watch_once(settings, window=window, on_stage=on_stage)
+    with _repro_progress("watch") as on_stage:
+        decision = watch_once(settings, window=window, on_stage=on_stage)
     if as_json:
         _print(decision.model_dump(mode="json"))
         return

@@ -78,13 +78,12 @@ def chi_square_test(
         dof = table.shape[1] - 1
         p_value = float(stats.chi2.sf(statistic, dof))
     details["dof"] = dof
-    return DriftResult(
+    return DriftResult.by_p_value(
         test="chi2",
         feature=feature,
         statistic=statistic,
-        p_value=min(max(p_value, 0.0), 1.0),
+        p_value=p_value,
         alpha=alpha,
-        drift=p_value < alpha,
         n_reference=n,
         n_current=m,
         details=details,

@@ -104,13 +104,12 @@ def mmd_test(
     unbiased = (
         (k_ref.sum() - n) / (n * (n - 1)) + (k_cur.sum() - m) / (m * (m - 1)) - 2.0 * k_cross.mean()
     )
-    return DriftResult(
+    return DriftResult.by_p_value(
         test="mmd",
         feature=feature,
         statistic=observed,
         p_value=p_value,
         alpha=alpha,
-        drift=p_value < alpha,
         n_reference=n,
         n_current=m,
         details={
@@ -143,13 +142,12 @@ def _count_exceeding(
 
 
 def _no_spread_result(feature: str, alpha: float, n: int, m: int, permutations: int) -> DriftResult:
-    return DriftResult(
+    return DriftResult.by_p_value(
         test="mmd",
         feature=feature,
         statistic=0.0,
         p_value=1.0,
         alpha=alpha,
-        drift=False,
         n_reference=n,
         n_current=m,
         details={"permutations": permutations, "bandwidth": 0.0, "mmd2_unbiased": 0.0},
@@ -185,13 +183,12 @@ def classifier_test(
         auc, p_value, details = _cross_validated(
             points, labels, cv_folds, permutations, regularization, seed
         )
-    return DriftResult(
+    return DriftResult.by_p_value(
         test="c2st",
         feature=feature,
         statistic=auc,
-        p_value=min(max(p_value, 0.0), 1.0),
+        p_value=p_value,
         alpha=alpha,
-        drift=p_value < alpha,
         n_reference=len(ref),
         n_current=len(cur),
         details=details,

@@ -43,13 +43,12 @@ def ks_test(
     cur = numeric_sample(current, "current", min_rows=MIN_ROWS)
     outcome = stats.ks_2samp(ref, cur, alternative="two-sided", method="auto")
     p_value = float(outcome.pvalue)
-    return DriftResult(
+    return DriftResult.by_p_value(
         test="ks",
         feature=feature,
         statistic=float(outcome.statistic),
-        p_value=min(max(p_value, 0.0), 1.0),
+        p_value=p_value,
         alpha=alpha,
-        drift=p_value < alpha,
         n_reference=len(ref),
         n_current=len(cur),
         details={"statistic_location": float(outcome.statistic_location)},

@@ -35,6 +35,33 @@ class DriftResult(BaseModel):
     n_current: int = Field(ge=1)
     details: dict[str, float | int | str] = Field(default_factory=dict)
 
+    @classmethod
+    def by_p_value(
+        cls,
+        *,
+        test: TestName,
+        feature: str,
+        statistic: float,
+        p_value: float,
+        alpha: float,
+        n_reference: int,
+        n_current: int,
+        details: dict[str, float | int | str] | None = None,
+    ) -> DriftResult:
+        """A test decided by its p-value: drift when ``p_value < alpha`` (the stored p-value is
+        clamped to [0, 1], where floating-point noise may have pushed it)."""
+        return cls(
+            test=test,
+            feature=feature,
+            statistic=statistic,
+            p_value=min(max(p_value, 0.0), 1.0),
+            alpha=alpha,
+            drift=p_value < alpha,
+            n_reference=n_reference,
+            n_current=n_current,
+            details=details or {},
+        )
+
 
 class DriftReport(BaseModel):
     """Per-feature results of one comparison, corrected for testing many features at once.

@@ -102,13 +102,11 @@ def lock_path(settings: Settings) -> Path:
 
 # -- new data ------------------------------------------------------------------------------------
 def known_texts(extra_dir: Path) -> set[str]:
-    """Texts the pipeline's extra data already holds."""
-    texts: set[str] = set()
-    for path in sorted(extra_dir.glob("*.jsonl")) if extra_dir.is_dir() else []:
-        for line in path.read_text(encoding="utf-8").splitlines():
-            with contextlib.suppress(ValueError, TypeError, KeyError):
-                texts.add(str(json.loads(line)["text"]))
-    return texts
+    """Texts the pipeline's extra data already holds (read as ``prepare`` reads them, so a file
+    that stage would refuse is refused here too, naming its line)."""
+    from emily.mlops.pipeline.dataset import read_extra
+
+    return {row.token for row in read_extra(extra_dir)}
 
 
 def new_rows(turns: list[Turn], known: set[str]) -> list[dict[str, Any]]:
