@@ -36,7 +36,8 @@ def test_demo_end_to_end_writes_report(
     stack: Stack, settings: Settings, mlflow_server: MlflowServer, tmp_path: Path
 ) -> None:
     report = tmp_path / "report"
-    output = _demo(settings, report, "--stimuli", "6")
+    # (The second act has a test of its own: tests/demo/test_drift_act.py.)
+    output = _demo(settings, report, "--stimuli", "6", "--no-drift-act")
     assert "Episodic memory" in output and "6 turns" in output
     # One line per turn, within 80 columns (the console is 80 wide when not a terminal).
     turns = [line for line in output.splitlines() if re.match(r"^ ?\d \d\d:\d\d ", line)]

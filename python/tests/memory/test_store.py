@@ -295,3 +295,22 @@ def test_results_ordered_and_filters_respected(
         assert r.context["tag"] == corpus["tag"]
         assert parity is None or r.context["parity"] == parity
     assert len(results) == min(k, matching)
+
+
+def test_forget_threads_deletes_exactly_the_threads_with_the_prefix(store: MemoryStore) -> None:
+    from emily.memory.errors import MemoryStoreError
+
+    rng = np.random.default_rng(3)
+    prefix = f"forget-{uuid.uuid4().hex[:6]}-"
+    gone = make_episodes(rng, 4, DIM, thread_id=f"{prefix}a")
+    kept = make_episodes(rng, 3, DIM, thread_id=f"x{prefix}b")  # the prefix, but not at the start
+    store.add_many([*gone, *kept])
+    before = store.count()
+    assert store.forget_threads(prefix) == 4
+    assert store.count() == before - 4
+    assert store.episode_with({"thread_id": f"x{prefix}b"}) is not None
+    assert store.forget_threads(prefix) == 0
+    with pytest.raises(MemoryStoreError) as refused:
+        store.forget_threads("")
+    assert refused.value.field == "prefix"
+    assert store.count() == before - 4

@@ -184,3 +184,23 @@ def test_split_half_reliability_is_high_for_agreeing_raters() -> None:
     random_raters = rng.integers(-4, 5, (300, 10)).astype(float)
     assert split_half_reliability(agreeing) > 0.95
     assert abs(split_half_reliability(random_raters)) < 0.2
+
+
+def test_new_data_leaves_every_earlier_row_in_its_sample_and_split(tmp_path: Path) -> None:
+    """A row's split is a draw from its own token: adding labelled turns never moves an
+    earlier row into the test split (where the champion, trained on it, would look better)."""
+    import json
+
+    lexicon = installed_lexicon()
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    kwargs = {"test_fraction": 0.3, "seed": 7, "max_rows": 600, "lexicon_kinds": ("word",)}
+    before = dataset.build(lexicon, extra, **kwargs)
+    assert set(before["kind"]) == {"word"} and len(before) == 600
+    assert 0.2 < (before["split"] == "test").mean() < 0.4
+    rows = [{"text": t, "ratings": [2] * 10} for t in (":-)", "<3", "lol")]
+    (extra / "watch-x.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
+    after = dataset.build(lexicon, extra, **kwargs)
+    old = after[after["source"] == "vader"].set_index("token")["split"]
+    assert old.to_dict() == before.set_index("token")["split"].to_dict()
+    assert set(after.loc[after["source"] == "extra", "token"]) == {":-)", "<3", "lol"}

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from emily.agents.champion import ChampionAppraiser
 from emily.agents.perception import Appraiser
-from emily.mlops.abtest.assignment import Arm, assign_arm
+from emily.mlops.abtest.assignment import Arm, assign_arm, experiment_name
 
 
 @dataclass(frozen=True)
@@ -27,8 +27,7 @@ class Assignment:
     arm: Arm
 
 
-def experiment_name(champion: str, challenger: str) -> str:
-    return f"{champion}-vs-{challenger}"
+__all__ = ["ABAppraisers", "Assignment", "experiment_name"]
 
 
 class ABAppraisers:

@@ -61,10 +61,19 @@ class ChampionAppraiser(Follower):
         """Read the alias and load the version it names; ``False`` when that failed (the model
         loaded before, if any, stays in use: cached in process)."""
         mlops = self._settings.mlops
-        try:
-            from emily.mlops.lifecycle import load_model
+        from emily.mlops.lifecycle import AliasNotSetError, load_model
 
+        try:
             model, info = load_model(self._settings, f"{mlops.model_name}@{self.alias}")
+        except AliasNotSetError as exc:
+            # The registry answered: no version holds the alias (a challenger dropped or
+            # promoted). Stop answering with the version it named before.
+            with self._lock:
+                unloaded, self._model, self._source = self._source, None, None
+                self._error = f"{self.alias} unavailable ({short(exc)})"
+            if unloaded is not None:
+                log.info("appraiser_unloaded", alias=self.alias, was=unloaded)
+            return False
         except Exception as exc:
             with self._lock:
                 self._error = f"{self.alias} unavailable ({short(exc)})"

@@ -35,9 +35,18 @@ def demo(
             help="Train the appraisal model when none is champion yet (first run: dvc repro).",
         ),
     ] = True,
+    drift_act: Annotated[
+        bool,
+        typer.Option(
+            "--drift-act/--no-drift-act",
+            help="After the day, the second act: the stream shifts to chat text, the loop "
+            "detects it, retrains, A/B-tests and promotes.",
+        ),
+    ] = True,
 ) -> None:
     """Start the local stack, seed memory from WordNet, search it, live a scripted day
-    through the agent loop and write an HTML report."""
+    through the agent loop, then a stream that drifts (second act), and write an HTML
+    report."""
     from emily.demo.console import print_result, terminal_console
     from emily.demo.runner import DemoOptions, run_demo
 
@@ -49,6 +58,7 @@ def demo(
         days=days,
         agents=agents,
         train=train,
+        drift_act=drift_act,
     )
     print_result(run_demo(settings_of(ctx), options, console), console)
 

@@ -12,6 +12,7 @@ from rich.console import Console
 from emily.ui import escape
 
 if TYPE_CHECKING:
+    from emily.demo.drift_act import ActResult
     from emily.demo.report import LoopRecord
     from emily.demo.runner import DemoResult
 
@@ -58,3 +59,21 @@ def summarise_day(records: Sequence[LoopRecord], console: Console) -> None:
         console.print(f"[red]{line}[/]" if r.degraded else line, no_wrap=True, overflow="crop")
     degraded = sum(r.degraded for r in records)
     console.print(f"{len(records)} turns, {degraded} degraded (!)")
+
+
+def summarise_act(act: ActResult, console: Console) -> None:
+    """The second act in a few lines: each decision of the watch, the error before and after."""
+    for p in act.decisions:
+        if p.decision is not None and p.decision.action not in ("nothing", "drift-without-data"):
+            line = f"turn {p.turn:>3} watch: {p.decision.action}: {p.decision.reason}"
+            console.print(escape(line[:240]))
+    detected = act.detected_turn
+    if detected is not None:
+        console.print(f"drift detected {detected - act.onset_turn} turns after the onset")
+    if act.new_champion is not None and act.onset_to_promoted_s is not None:
+        console.print(
+            f"[green]new champion[/] {escape(act.model)} v{act.new_champion}, "
+            f"{act.onset_to_promoted_s:.0f} s after the onset"
+        )
+    for problem in act.problems:
+        console.print(f"[yellow]second act:[/] {escape(problem)}")

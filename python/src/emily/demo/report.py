@@ -78,7 +78,7 @@ def _hours(records: Sequence[LoopRecord]) -> list[float]:
     return [(r.at - midnight).total_seconds() / 3600.0 for r in records]
 
 
-def _save(fig: Figure, path: Path) -> None:
+def save_figure(fig: Figure, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -96,7 +96,7 @@ def plot_affect(records: Sequence[LoopRecord], path: Path) -> None:
     ax.set_title("Affect trajectory over the day (after each turn)")
     ax.legend(loc="lower left", ncols=3, fontsize=8)
     ax.set_xlabel("hour of the day (UTC)")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_wins(records: Sequence[LoopRecord], path: Path) -> None:
@@ -107,7 +107,7 @@ def plot_wins(records: Sequence[LoopRecord], path: Path) -> None:
     ax.bar_label(bars)
     ax.set_ylabel("decisions won")
     ax.set_title("Workspace winner per layer")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_latency(records: Sequence[LoopRecord], path: Path) -> None:
@@ -117,7 +117,7 @@ def plot_latency(records: Sequence[LoopRecord], path: Path) -> None:
     ax.set_xlabel("loop latency (ms)")
     ax.set_ylabel("turns")
     ax.set_title("Full loop latency")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_degraded(records: Sequence[LoopRecord], path: Path) -> None:
@@ -130,7 +130,7 @@ def plot_degraded(records: Sequence[LoopRecord], path: Path) -> None:
     ax.set_ylim(-0.5, 1.5)
     ax.set_title(f"Degraded decisions: {sum(y)} of {len(y)}")
     ax.set_xlabel("hour of the day (UTC)")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -141,7 +141,7 @@ def _percentile(values: Sequence[float], q: float) -> float:
     return ordered[index]
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def html_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in rows
@@ -187,7 +187,7 @@ def _feature_panel(
                 ", ".join(f.flags) or "fresh",
             ]
         )
-    return f"<h2>Feature store: freshness{html.escape(when)}</h2>" + _table(
+    return f"<h2>Feature store: freshness{html.escape(when)}</h2>" + html_table(
         ["view", "TTL", "online age", "offline age", "recent rows", "turns with it", "status"],
         rows,
     )
@@ -202,13 +202,15 @@ def render_html(
     charts: bool,
     features: Sequence[FeatureRow] = (),
     features_at: datetime | None = None,
+    sections: Sequence[str] = (),
 ) -> str:
+    """The page; ``sections`` are further HTML sections (the second act), appended last."""
     parts = [f"<h1>{html.escape(title)}</h1>"]
     parts.extend(f"<p class='note'>{html.escape(n)}</p>" for n in notes)
     if searches:
         parts.append("<h2>Episodic memory: search results</h2>")
         parts.append(
-            _table(
+            html_table(
                 ["query", "mode", "similarity", "V/A/D", "episode"],
                 [
                     [
@@ -240,7 +242,7 @@ def render_html(
             f"<img src='{CHARTS[key]}' alt='{html.escape(alt)}'>" for key, alt in alts.items()
         )
         parts.append(
-            _table(
+            html_table(
                 ["#", "time", "stimulus", "winner", "policy", "V/A/D", "ms", "degraded"],
                 [
                     [
@@ -259,6 +261,7 @@ def render_html(
         )
     if features:
         parts.append(_feature_panel(records, features, features_at))
+    parts.extend(sections)
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
@@ -275,6 +278,7 @@ def write_report(
     notes: Sequence[str] = (),
     features: Sequence[FeatureRow] = (),
     features_at: datetime | None = None,
+    sections: Sequence[str] = (),
 ) -> Path:
     """Write the charts (when there are turns) and ``index.html``; returns the HTML path."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -293,6 +297,7 @@ def write_report(
             charts=bool(records),
             features=features,
             features_at=features_at,
+            sections=sections,
         ),
         encoding="utf-8",
     )

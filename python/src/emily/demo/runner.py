@@ -24,10 +24,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from emily.config import Settings
-from emily.demo.console import summarise_day
+from emily.demo.console import summarise_act, summarise_day
 from emily.demo.corpus import DERIVED, Embed, build_corpus, read_jsonl, relabel, write_jsonl
 from emily.demo.day import DayEvent, day_events, demo_day, stimulus_payload
+from emily.demo.drift_report import write_act
 from emily.demo.report import FeatureRow, LoopRecord, SearchRow, write_report
+from emily.demo.shift import ActPlan
 from emily.errors import EmilyError
 from emily.locator import is_external
 from emily.stack.manager import Stack
@@ -36,6 +38,7 @@ from emily.telemetry.logs import get_logger
 
 if TYPE_CHECKING:
     from emily.agents.champion import ChampionAppraiser
+    from emily.demo.drift_act import ActResult
 
 log = get_logger("demo")
 
@@ -56,6 +59,8 @@ class DemoOptions:
     days: int = 120
     agents: bool = True
     train: bool = True  # train the appraisal model when no champion exists (first run)
+    drift_act: bool = True  # the second act: the stream shifts, the loop retrains itself
+    act_plan: ActPlan | None = None  # its lengths (None: the defaults)
 
 
 @dataclass
@@ -69,6 +74,7 @@ class DemoResult:
     mlflow_url: str | None = None
     traces_url: str | None = None
     problems: list[str] = field(default_factory=list)
+    act: ActResult | None = None
 
 
 def _progress(console: Console) -> Progress:
@@ -395,6 +401,8 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> Demo
         if options.agents:
             records = _day_or_problem(settings, options, console, problems, champion)
         features, features_at = feature_freshness(settings, records, problems)
+        act = second_act(settings, options, console, problems) if options.agents else None
+        sections = [write_act(act, options.report_dir)] if act is not None else []
         notes = [*label_notes(corpus, records), *problems]
         page = write_report(
             options.report_dir,
@@ -403,6 +411,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> Demo
             notes=notes,
             features=features,
             features_at=features_at,
+            sections=sections,
         )
     finally:
         shutdown_tracing()
@@ -417,7 +426,28 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> Demo
         mlflow_url=mlflow_url,
         traces_url=traces_url,
         problems=problems,
+        act=act,
     )
+
+
+def second_act(
+    settings: Settings, options: DemoOptions, console: Console, problems: list[str]
+) -> ActResult | None:
+    """The second act (``emily.demo.drift_act``); a part it needs that fails (MLflow, DVC) is
+    a problem in the report, as for every optional part."""
+    if not options.drift_act:
+        return None
+    from emily.demo.drift_act import run_act
+
+    console.rule("second act: the stream shifts to chat text")
+    try:
+        act = run_act(settings, console, options.act_plan)
+    except (EmilyError, ImportError) as exc:
+        problems.append(f"the second act could not run: {exc}")
+        console.print(f"[yellow]second act not available:[/] {exc}")
+        return None
+    summarise_act(act, console)
+    return act
 
 
 def label_notes(corpus: Sequence[dict[str, Any]], records: Sequence[LoopRecord]) -> list[str]:

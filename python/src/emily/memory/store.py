@@ -354,6 +354,21 @@ class MemoryStore:
             ).fetchone()
         return int(row[0]) if row else None
 
+    def forget_threads(self, prefix: str) -> int:
+        """Delete the episodes of every thread whose id starts with ``prefix`` (one transaction);
+        the number deleted. A scenario that replays itself (the demo's second act) removes its
+        previous run's turns this way, so they are not evidence for the next."""
+        if not prefix:
+            raise MemoryStoreError("an empty prefix would name every thread", field="prefix")
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                sql.SQL("DELETE FROM {} WHERE starts_with(context->>'thread_id', %s)").format(
+                    sql.Identifier(TABLE)
+                ),
+                (prefix,),
+            )
+        return int(cursor.rowcount)
+
     def count(self) -> int:
         with self._transaction() as conn:
             row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(TABLE)))

@@ -33,6 +33,13 @@ if TYPE_CHECKING:
 log = get_logger("mlops.lifecycle")
 
 
+MIN_COMPARED = 10  # held-out rows below which a correlation comparison says nothing
+
+
+class AliasNotSetError(EmilyError):
+    """No version holds the alias asked for (not an outage: the registry answered)."""
+
+
 def layout_of(settings: Settings) -> Layout:
     return Layout.of(settings.mlops.pipeline_dir)
 
@@ -113,7 +120,13 @@ def train(
         mv for mv in client.search_model_versions(f"name = '{name}'") if mv.run_id == run["run_id"]
     ]
     if existing:
-        info = registry.VersionInfo.of(existing[0])
+        # (search results may lack aliases: read the version itself)
+        info = registry.get_version(client, name, int(existing[0].version))
+        if not info.aliases:
+            # The pipeline is back at a model registered before (same data, parameters and
+            # code: DVC restored its outputs) that no alias names now: it is the challenger
+            # again, as a new registration would be.
+            info = registry.realias_challenger(client, name, info, by=trained_by)
         return {"version": info.version, "registered": False, "champion": False, **info.summary()}
     url = versioning.data_url(layout, layout.lexicon)
     log_dataset(layout, run["run_id"], url, run["md5"]["lexicon"])
@@ -158,7 +171,7 @@ def load_model(settings: Settings, ref: str) -> tuple[AppraisalModel, registry.V
     if "@" in ref:
         info = registry.by_alias(client, name, selector)
         if info is None:
-            raise EmilyError(f"{name} has no version with alias '{selector}'", field="model")
+            raise AliasNotSetError(f"{name} has no version with alias '{selector}'", field="model")
     else:
         try:
             version = int(selector)
@@ -168,9 +181,12 @@ def load_model(settings: Settings, ref: str) -> tuple[AppraisalModel, registry.V
     return _load(f"models:/{name}/{info.version}"), info
 
 
-def held_out(settings: Settings) -> tuple[list[str], np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """The current dataset's test split (texts, embeddings, human valence); pulled from the
-    DVC remote when the workspace lacks it."""
+def held_out(
+    settings: Settings, source: str | None = None
+) -> tuple[list[str], np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """The current dataset's test split (texts, embeddings, human valence), only the rows of
+    ``source`` (``vader``, ``extra``) when given; pulled from the DVC remote when the workspace
+    lacks it."""
     from emily.mlops.pipeline.stages import load_embeddings
 
     layout = layout_of(settings)
@@ -178,7 +194,10 @@ def held_out(settings: Settings) -> tuple[list[str], np.ndarray[Any, Any], np.nd
         versioning.pull(settings, layout)
     frame = dataset.read(io.BytesIO(versioning.read_versioned(layout, layout.lexicon)))
     vectors = load_embeddings(layout, len(frame))
-    test = np.flatnonzero((frame["split"] == "test").to_numpy())
+    mask = frame["split"] == "test"
+    if source is not None:
+        mask &= frame["source"] == source
+    test = np.flatnonzero(mask.to_numpy())
     return (
         frame["token"].iloc[test].tolist(),
         vectors[test],
@@ -186,14 +205,18 @@ def held_out(settings: Settings) -> tuple[list[str], np.ndarray[Any, Any], np.nd
     )
 
 
-def compare_aliases(settings: Settings) -> Comparison | None:
+def compare_aliases(settings: Settings, source: str | None = None) -> Comparison | None:
+    """Champion vs challenger on the held-out split (of ``source`` only, when given); ``None``
+    when an alias is unset or fewer than ``MIN_COMPARED`` rows are held out."""
     client = _client(settings)
     name = settings.mlops.model_name
     champion = registry.by_alias(client, name, registry.CHAMPION)
     challenger = registry.by_alias(client, name, registry.CHALLENGER)
     if champion is None or challenger is None:
         return None
-    texts, vectors, truth = held_out(settings)
+    texts, vectors, truth = held_out(settings, source)
+    if len(texts) < MIN_COMPARED:
+        return None
     champ_model, _ = load_model(settings, f"{name}/{champion.version}")
     chal_model, _ = load_model(settings, f"{name}/{challenger.version}")
     return compare(
@@ -207,12 +230,17 @@ def compare_aliases(settings: Settings) -> Comparison | None:
     )
 
 
-def promote(settings: Settings, *, approved_by: str | None) -> dict[str, Any]:
+def promote(
+    settings: Settings, *, approved_by: str | None, comparison: Comparison | None = None
+) -> dict[str, Any]:
+    """Move ``champion`` to the challenger when the comparison says it is better: the held-out
+    comparison by default, or the one given (the watch's gate on the new data)."""
     client = _client(settings)
     name = settings.mlops.model_name
     champion = registry.by_alias(client, name, registry.CHAMPION)
     challenger = check_promotable(registry.by_alias(client, name, registry.CHALLENGER), champion)
-    comparison = compare_aliases(settings) if champion is not None else None
+    if comparison is None and champion is not None:
+        comparison = compare_aliases(settings)
     record = apply_promotion(
         client,
         name,

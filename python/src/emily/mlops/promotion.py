@@ -196,3 +196,27 @@ def rollback(client: MlflowClient, name: str, *, approved_by: str, reason: str) 
         by=approved_by,
         evidence={"reason": reason},
     )
+
+
+def reset_champion(
+    client: MlflowClient, name: str, version: int, *, by: str, reason: str
+) -> dict[str, Any] | None:
+    """Put ``champion`` on ``version`` and clear ``challenger`` (a scenario starting over, such
+    as the demo's second act); ``None`` when the aliases were like that already."""
+    champion = by_alias(client, name, CHAMPION)
+    record = None
+    if champion is None or champion.version != version:
+        client.set_registered_model_alias(name, CHAMPION, str(version))
+        record = audit(
+            client,
+            name,
+            version,
+            action="reset",
+            alias=CHAMPION,
+            previous=champion.version if champion else None,
+            by=by,
+            evidence={"reason": reason},
+        )
+    if by_alias(client, name, CHALLENGER) is not None:
+        client.delete_registered_model_alias(name, CHALLENGER)
+    return record

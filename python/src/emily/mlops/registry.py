@@ -205,6 +205,25 @@ def register(
     return get_version(client, name, version), first
 
 
+def realias_challenger(
+    client: MlflowClient, name: str, info: VersionInfo, *, by: str
+) -> VersionInfo:
+    """Point ``challenger`` at an existing version (recorded like a registration)."""
+    previous = by_alias(client, name, CHALLENGER)
+    client.set_registered_model_alias(name, CHALLENGER, str(info.version))
+    audit(
+        client,
+        name,
+        info.version,
+        action="register",
+        alias=CHALLENGER,
+        previous=previous.version if previous else None,
+        by=by,
+        evidence={"reason": "the pipeline's model again (already registered)"},
+    )
+    return get_version(client, name, info.version)
+
+
 def _undo(
     client: MlflowClient, name: str, version: int, previous_challenger: VersionInfo | None
 ) -> None:

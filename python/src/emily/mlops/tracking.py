@@ -5,7 +5,10 @@ so only commands that use it pay for it."""
 
 from __future__ import annotations
 
+import importlib
+import importlib.metadata
 import os
+import sys
 from typing import TYPE_CHECKING
 
 from emily import locator
@@ -27,6 +30,39 @@ _FAIL_FAST = {
 }
 
 
+_HEADER_REGISTRY = "mlflow.tracking.request_header.registry"
+_HEADER_GROUP = "mlflow.request_header_provider"
+
+
+def skip_feast_header_provider() -> None:
+    """Load MLflow's request-header providers without Feast's.
+
+    Feast registers one (entry point ``mlflow.request_header_provider`` →
+    ``feast.infra.data_sources.mlflow.auth``). MLflow loads every provider of that group on its
+    first REST call, which imports all of Feast: 15 s here (typeguard instruments it at import),
+    in every process that talks to MLflow, DVC's stage processes included. The provider would
+    also add a Bearer token (``MLFLOW_TRACKING_TOKEN``, a Kubernetes service-account file) to
+    our requests, which authenticate with basic auth. So that one entry point is left out while
+    MLflow builds its registry, once per process."""
+    if _HEADER_REGISTRY in sys.modules:
+        return
+    from mlflow.utils import plugins
+
+    original = plugins.get_entry_points
+
+    def without_feast(group: str) -> list[importlib.metadata.EntryPoint]:
+        points = original(group)
+        if group != _HEADER_GROUP:
+            return points
+        return [p for p in points if not p.value.startswith("feast.")]
+
+    plugins.get_entry_points = without_feast  # the registry binds it when imported, just below
+    try:
+        importlib.import_module(_HEADER_REGISTRY)
+    finally:
+        plugins.get_entry_points = original
+
+
 def connect(settings: Settings) -> MlflowClient:
     """An ``MlflowClient`` on the configured (or local) server, which must answer now."""
     server = locator.mlflow(settings)
@@ -43,6 +79,7 @@ def connect(settings: Settings) -> MlflowClient:
     import mlflow
     from mlflow import MlflowClient
 
+    skip_feast_header_provider()
     mlflow.set_tracking_uri(server.uri)
     mlflow.set_registry_uri(server.uri)
     return MlflowClient(tracking_uri=server.uri, registry_uri=server.uri)

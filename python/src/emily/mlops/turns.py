@@ -66,14 +66,24 @@ def _turn(row: tuple[Any, ...]) -> Turn:
     return Turn(occurred_at, content, vector, dict(context or {}))
 
 
+# A model's traffic: the turns one of its versions appraised (``appraised_by`` is
+# ``<model>/<version>``). Other models' turns, and turns the anchor method appraised while no
+# version was loaded, are not evidence about this model.
+_OF_MODEL = "starts_with(context->>'appraised_by', %s)"
+
+
+def _model_prefix(settings: Settings) -> str:
+    return f"{settings.mlops.model_name}/"
+
+
 def recent_turns(settings: Settings, limit: int) -> list[Turn]:
-    """The last ``limit`` turns, oldest first."""
+    """The last ``limit`` turns the model appraised, oldest first."""
     query = (
         f"SELECT {_COLUMNS} FROM public.episodic_memories WHERE context ? 'thread_id' "
-        "ORDER BY occurred_at DESC, id DESC LIMIT %s"
+        f"AND {_OF_MODEL} ORDER BY occurred_at DESC, id DESC LIMIT %s"
     )
     with connect(postgres_dsn(settings), autocommit=True) as conn:
-        rows = conn.execute(query, (limit,)).fetchall()
+        rows = conn.execute(query, (_model_prefix(settings), limit)).fetchall()
     return [_turn(r) for r in reversed(rows)]
 
 
@@ -100,13 +110,24 @@ def experiments(settings: Settings) -> list[tuple[str, datetime]]:
 
 
 def labelled_since(settings: Settings, since: datetime | None) -> list[Turn]:
-    """Turns with human ratings stored after ``since`` (``created_at``; all when ``None``):
-    the new data a retraining registers."""
+    """The model's turns with human ratings stored after ``since`` (``created_at``; all when
+    ``None``): the new data a retraining registers."""
     query = (
         f"SELECT {_COLUMNS} FROM public.episodic_memories "
-        "WHERE context ? 'thread_id' AND context ? 'ratings' "
+        f"WHERE context ? 'thread_id' AND context ? 'ratings' AND {_OF_MODEL} "
         "AND (%s::timestamptz IS NULL OR created_at > %s::timestamptz) ORDER BY created_at, id"
     )
     with connect(postgres_dsn(settings), autocommit=True) as conn:
-        rows = conn.execute(query, (since, since)).fetchall()
+        rows = conn.execute(query, (_model_prefix(settings), since, since)).fetchall()
+    return [_turn(r) for r in rows]
+
+
+def thread_turns(settings: Settings, prefix: str) -> list[Turn]:
+    """Every turn of the threads whose id starts with ``prefix``, oldest first."""
+    query = (
+        f"SELECT {_COLUMNS} FROM public.episodic_memories "
+        "WHERE starts_with(context->>'thread_id', %s) ORDER BY occurred_at, id"
+    )
+    with connect(postgres_dsn(settings), autocommit=True) as conn:
+        rows = conn.execute(query, (prefix,)).fetchall()
     return [_turn(r) for r in rows]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -42,6 +43,8 @@ from emily.telemetry.logs import get_logger
 
 if TYPE_CHECKING:
     from emily.config import Settings
+    from emily.mlops.pipeline.layout import Layout
+    from emily.mlops.promotion import Comparison
 
 log = get_logger("mlops.watch")
 
@@ -101,12 +104,19 @@ def lock_path(settings: Settings) -> Path:
 
 
 # -- new data ------------------------------------------------------------------------------------
-def known_texts(extra_dir: Path) -> set[str]:
-    """Texts the pipeline's extra data already holds (read as ``prepare`` reads them, so a file
-    that stage would refuse is refused here too, naming its line)."""
-    from emily.mlops.pipeline.dataset import read_extra
+def known_texts(layout: Layout) -> set[str]:
+    """Texts the training data has already: the prepared dataset's and the extra data's (read
+    as ``prepare`` reads them, so a file that stage would refuse is refused here too, naming
+    its line)."""
+    from emily.mlops.pipeline.dataset import DatasetError, read, read_extra
 
-    return {row.token for row in read_extra(extra_dir)}
+    known = {row.token for row in read_extra(layout.extra)}
+    if layout.lexicon.is_file():
+        try:
+            known.update(read(layout.lexicon)["token"])
+        except DatasetError:  # unreadable: the retraining rebuilds it; the extra data decides
+            log.warning("watch_dataset_unreadable", path=str(layout.lexicon))
+    return known
 
 
 def new_rows(turns: list[Turn], known: set[str]) -> list[dict[str, Any]]:
@@ -119,12 +129,18 @@ def new_rows(turns: list[Turn], known: set[str]) -> list[dict[str, Any]]:
     return list(rows.values())
 
 
-def register_data(extra_dir: Path, rows: list[dict[str, Any]], at: datetime) -> Path:
-    """Write ``rows`` as a new JSONL file (atomically: a reader never sees half a file)."""
+def register_data(extra_dir: Path, rows: list[dict[str, Any]]) -> Path:
+    """Write ``rows`` as a new JSONL file (atomically: a reader never sees half a file), in text
+    order and named by its content: the same rows are the same file, whenever and in whatever
+    order the turns arrived, so DVC recognises a dataset it trained on before (its run cache
+    restores that training instead of repeating it)."""
     extra_dir.mkdir(parents=True, exist_ok=True)
-    path = extra_dir / f"{EXTRA_PREFIX}{at:%Y%m%dT%H%M%S%fZ}.jsonl"
+    ordered = sorted(rows, key=lambda r: str(r["text"]))
+    body = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in ordered)
+    digest = hashlib.sha256(body.encode()).hexdigest()[:16]
+    path = extra_dir / f"{EXTRA_PREFIX}{digest}.jsonl"
     temporary = path.with_suffix(".tmp")
-    temporary.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    temporary.write_text(body, "utf-8")
     temporary.replace(path)
     return path
 
@@ -243,7 +259,7 @@ def _retrain(
 
     layout = lifecycle.layout_of(settings)
     extra = layout.root / "data" / "extra"
-    rows = new_rows(labelled_since(settings, None), known_texts(extra))
+    rows = new_rows(labelled_since(settings, None), known_texts(layout))
     evidence: dict[str, Any] = {"drifting": drifting}
     enough = len(rows) >= settings.mlops.watch_min_labelled
     if not enough and not versioning.out_of_date(settings, layout):
@@ -256,7 +272,7 @@ def _retrain(
             evidence=evidence,
             monitor=report,
         )
-    path = register_data(extra, rows, report.at) if enough else None
+    path = register_data(extra, rows) if enough else None
     common: dict[str, Any] = {
         "champion_before": before,
         "new_rows": len(rows) if enough else 0,
@@ -292,13 +308,12 @@ def _retrain(
             evidence=evidence,
             **common,
         )
-    comparison = lifecycle.compare_aliases(settings)
+    comparison, gate = offline_gate(settings)
     if comparison is None or not comparison.better:
-        detail = comparison.sentence() if comparison else "no champion to compare with"
         _drop_challenger(settings, version)
         return WatchDecision(
             action="kept",
-            reason=f"v{version} not promoted: {detail}",
+            reason=f"v{version} not promoted: {gate}",
             champion_after=before,
             challenger=version,
             evidence={**evidence, "comparison": comparison.as_dict() if comparison else None},
@@ -309,17 +324,16 @@ def _retrain(
         _tag(settings, version, AB_STAGE_TAG, "ab")
         return WatchDecision(
             action="ab-started",
-            reason=f"v{version} passed the offline comparison ({comparison.sentence()}); "
-            "an A/B period decides",
+            reason=f"v{version} passed the offline comparison ({gate}); an A/B period decides",
             champion_after=before,
             challenger=version,
             evidence=evidence,
             **common,
         )
-    promoted = lifecycle.promote(settings, approved_by=WATCHER)
+    promoted = lifecycle.promote(settings, approved_by=WATCHER, comparison=comparison)
     return WatchDecision(
         action="promoted",
-        reason=f"v{version} after drift ({', '.join(drifting)}): {comparison.sentence()}",
+        reason=f"v{version} after drift ({', '.join(drifting)}): {gate}",
         champion_after=int(promoted["promoted"]),
         challenger=version,
         evidence=evidence,
@@ -327,10 +341,36 @@ def _retrain(
     )
 
 
+def offline_gate(settings: Settings) -> tuple[Comparison | None, str]:
+    """The held-out comparison a drift-triggered challenger must win, and why it passes or not.
+
+    Where the held-out split has rows of the new data (``extra``: labelled turns), the
+    challenger must be better on those (the traffic that drifted) and not significantly worse
+    on the rest (the old data). On the whole split a few new rows would be drowned by the many
+    old ones: a model that fixes chat text and keeps words as they were shows almost no change
+    there. Without enough new held-out rows the whole split decides."""
+    from emily.mlops import lifecycle
+
+    new = lifecycle.compare_aliases(settings, source="extra")
+    if new is None:
+        overall = lifecycle.compare_aliases(settings)
+        if overall is None:
+            return None, "no champion and challenger to compare (or too few held-out rows)"
+        return overall, overall.sentence()
+    old = lifecycle.compare_aliases(settings, source="vader")
+    detail = f"on the new data: {new.sentence()}"
+    if old is not None:
+        detail += f"; on the earlier data: {old.sentence()}"
+        if old.ci_high < 0.0:
+            return None, f"significantly worse on the earlier data ({detail})"
+    return new, detail
+
+
 def _conclude_ab(
     settings: Settings, report: MonitorReport, before: int | None, challenger: int
 ) -> WatchDecision:
     from emily.mlops import lifecycle
+    from emily.mlops.abtest.assignment import experiment_name
     from emily.mlops.abtest.report import ab_report
 
     def decision(action: Action, reason: str, after: int | None, **extra: Any) -> WatchDecision:
@@ -344,16 +384,23 @@ def _conclude_ab(
             **extra,
         )
 
+    # The experiment of these two versions, not whichever stored a turn last (another model's).
+    name = settings.mlops.model_name
+    experiment = experiment_name(f"{name}/{before}", f"{name}/{challenger}")
     try:
-        result, context = ab_report(settings)
+        result, context = ab_report(settings, experiment)
     except EmilyError as exc:
         return decision("ab-running", f"A/B period: {exc}", before)
     evidence = {"ab": {**context, **result.to_dict()}}
     if result.decision == "promote":
         from emily.mlops.promotion import PromotionRefusedError
 
+        comparison, gate = offline_gate(settings)
+        if comparison is None or not comparison.better:
+            reason = f"the A/B test favours v{challenger} ({result.reason}), but {gate}"
+            return decision("refused", reason, before, evidence=evidence)
         try:
-            promoted = lifecycle.promote(settings, approved_by=WATCHER)
+            promoted = lifecycle.promote(settings, approved_by=WATCHER, comparison=comparison)
         except PromotionRefusedError as exc:  # the held-out gate still applies
             reason = f"the A/B test favours v{challenger} ({result.reason}), but {exc}"
             return decision("refused", reason, before, evidence=evidence)

@@ -35,6 +35,11 @@ class ABTestError(EmilyError, ValueError):
     A ``ValueError`` too, so callers that guard arguments with ``except ValueError`` see it."""
 
 
+def experiment_name(champion: str, challenger: str) -> str:
+    """The experiment of two model versions (``<model>/<version>`` each)."""
+    return f"{champion}-vs-{challenger}"
+
+
 def unit_hash(experiment: str, thread_id: str) -> float:
     """A uniform draw in ``[0, 1)`` fixed by ``experiment`` and ``thread_id``."""
     # The NUL separator keeps ("ab", "c") and ("a", "bc") apart; neither part contains one

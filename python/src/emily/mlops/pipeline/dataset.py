@@ -1,11 +1,13 @@
 """The labelled dataset as one table: the VADER lexicon plus any extra human-labelled JSONL
 files under ``data/extra/`` (new data registered by drift-triggered retraining), with the
-train/test split fixed by ``prepare`` (by entry, stratified by kind, seeded)."""
+train/test split fixed by ``prepare``: a seeded hash of each entry's token, so a row keeps its
+split when data is added."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -81,6 +83,13 @@ def duplicated_tokens(lexicon: Path) -> list[str]:
     return sorted(twice)
 
 
+def unit_draw(seed: int, purpose: str, token: str) -> float:
+    """A uniform draw in [0, 1) fixed by the seed, the purpose and the token alone."""
+    key = f"{seed}\x00{purpose}\x00{token}".encode()
+    digest = hashlib.blake2b(key, digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2.0**64
+
+
 def build(
     lexicon: Path,
     extra_dir: Path,
@@ -88,36 +97,41 @@ def build(
     test_fraction: float,
     seed: int,
     max_rows: int | None = None,
+    lexicon_kinds: Collection[str] = ("word", "other"),
 ) -> pd.DataFrame:
+    """The table. A row's sample membership and split are draws from its own token (and the
+    seed), not from its position among the others: new data leaves every earlier row where it
+    was. A retrained model is therefore compared with the champion on held-out rows neither
+    was trained on (re-splitting the grown table would put champion training rows in the test
+    split and flatter it)."""
     import pandas as pd
-    from sklearn.model_selection import train_test_split
 
-    records = [_row(r, "vader") for r in read_lexicon(lexicon)]
-    records += [_row(r, "extra") for r in read_extra(extra_dir)]
-    frame = pd.DataFrame.from_records(records, columns=COLUMNS[:-1])
+    # Which of the lexicon's kinds the dataset starts from; extra data always enters whole (a
+    # model that starts from dictionary words learns chat text only from the labelled turns).
+    records = [_row(r, "vader") for r in read_lexicon(lexicon) if r.kind in lexicon_kinds]
+    vader = pd.DataFrame.from_records(records, columns=COLUMNS[:-1])
     # The published lexicon lists 14 tokens twice with different ratings; VADER itself keeps
     # the last entry (its loader fills a dict), so does our normalisation.
+    vader = vader.drop_duplicates(subset=["token"], keep="last")
+    if max_rows is not None and max_rows < len(vader):
+        # A smaller pipeline for quick runs (tests, experiments), same proportions of kinds:
+        # each kind's rows with the smallest draws.
+        draws = vader["token"].map(lambda t: unit_draw(seed, "sample", t))
+        keep: list[Any] = []
+        for _, group in vader.assign(draw=draws).groupby("kind"):
+            count = round(max_rows * len(group) / len(vader))
+            keep.extend(group.nsmallest(count, "draw").index)
+        vader = vader.loc[sorted(keep)]
+    extra = pd.DataFrame.from_records(
+        [_row(r, "extra") for r in read_extra(extra_dir)], columns=COLUMNS[:-1]
+    )
+    # A labelled turn of a token the lexicon has replaces the lexicon's row (the newer label).
+    frame = pd.concat([vader, extra] if len(extra) else [vader])
     frame = frame.drop_duplicates(subset=["token"], keep="last").reset_index(drop=True)
     if frame.empty:
         raise DatasetError("no rows to prepare", field="lexicon")
-    if max_rows is not None and max_rows < len(frame):
-        # A smaller pipeline for quick runs (tests, experiments), same proportions of kinds;
-        # extra data is always kept whole (it is what a retraining was triggered for).
-        extra = frame[frame["source"] == "extra"]
-        lexicon_rows = frame[frame["source"] != "extra"]
-        if max_rows < len(lexicon_rows):
-            lexicon_rows, _ = train_test_split(
-                lexicon_rows, train_size=max_rows, stratify=lexicon_rows["kind"], random_state=seed
-            )
-        frame = pd.concat([lexicon_rows, extra])
-        frame = frame.sort_values(["source", "line"], ascending=[False, True])
-        frame = frame.reset_index(drop=True)
-    kinds = frame["kind"]
-    train_index, _ = train_test_split(
-        frame.index, test_size=test_fraction, stratify=kinds, random_state=seed
-    )
-    frame["split"] = "test"
-    frame.loc[train_index, "split"] = "train"
+    draws = frame["token"].map(lambda t: unit_draw(seed, "split", t))
+    frame["split"] = ["test" if d < test_fraction else "train" for d in draws]
     return frame
 
 

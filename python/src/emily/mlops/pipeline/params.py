@@ -22,6 +22,11 @@ class PrepareParams(_Section):
     max_rows: int | None = Field(
         default=None, ge=100, description="Stratified subsample of the lexicon (None: all)."
     )
+    lexicon_kinds: list[Literal["word", "other"]] = Field(
+        default=["word", "other"],
+        min_length=1,
+        description="The lexicon's kinds the dataset starts from (extra data enters whole).",
+    )
 
 
 class ValidateParams(_Section):

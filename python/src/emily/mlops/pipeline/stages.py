@@ -46,6 +46,7 @@ def prepare(layout: Layout) -> None:
         test_fraction=params.test_fraction,
         seed=params.seed,
         max_rows=params.max_rows,
+        lexicon_kinds=params.lexicon_kinds,
     )
     layout.lexicon.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(layout.lexicon, index=False)
