@@ -61,14 +61,16 @@ def open_workspace(
     checkout = pipeline_source.parent
     pipeline = root / "pipeline"
     if not (pipeline / "dvc.yaml").is_file():
-        _create(root, checkout, pipeline_source)
+        _create(root, checkout, pipeline_source, params or {})
     layout = Layout(pipeline)
     if params:
         write_params(layout, **params)
     return layout
 
 
-def _create(root: Path, checkout: Path, pipeline_source: Path) -> None:
+def _create(
+    root: Path, checkout: Path, pipeline_source: Path, params: Mapping[str, Mapping[str, Any]]
+) -> None:
     # Build beside the target and rename: a half-created workspace is never mistaken for one.
     building = root.with_name(root.name + ".creating")
     shutil.rmtree(building, ignore_errors=True)
@@ -88,6 +90,7 @@ def _create(root: Path, checkout: Path, pipeline_source: Path) -> None:
     readme = pipeline_source / "data" / "extra" / "README.md"
     if readme.is_file():
         shutil.copy(readme, pipeline / "data" / "extra")
+    write_params(Layout(pipeline), **params)  # committed: the new workspace is clean
     (building / ".gitignore").write_text("/python\n", encoding="utf-8")
     git(building, "add", "-A")
     git(building, "commit", "-qm", "pipeline workspace")
