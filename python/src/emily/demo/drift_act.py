@@ -150,7 +150,7 @@ def reset(act: Settings, layout: Layout, on_stage: Callable[[str], None] | None 
 
 
 # -- the loop ------------------------------------------------------------------------------------
-def _threads(phase: str, rows: Iterable[LexiconRow], plan: ActPlan) -> list[tuple[str, Any]]:
+def _threads(phase: str, rows: Iterable[LexiconRow], plan: ActPlan) -> list[tuple[str, LexiconRow]]:
     return [
         (f"{THREAD_PREFIX}{phase}-{index // plan.turns_per_thread}", row)
         for index, row in enumerate(rows)
