@@ -11,8 +11,9 @@ A pass, under an exclusive lock (a second pass at the same time returns ``busy``
 4. **Retrain** on drift: the labelled turns whose texts no training data has yet are written to
    ``data/extra/`` of the pipeline (a dependency of its ``prepare`` stage), ``dvc repro``
    trains and evaluates, the new version is registered as ``challenger`` (``emily mlops
-   train``), compared with the champion on the held-out split, and promoted (or, with
-   ``watch_ab``, put under an A/B test) only when better; otherwise kept out, with the reason.
+   train``), compared with the champion on the held-out split (on its rows of the new data
+   first: ``offline_gate``), and promoted (or, with ``watch_ab``, put under an A/B test) only
+   when better; otherwise kept out, with the reason.
 
 Every decision is a structured ``watch_decision`` log event, tags on the monitoring run and, when a
 version is involved, tags on that version. Safety: aliases move only through single alias calls at
@@ -258,7 +259,7 @@ def _retrain(
     from emily.mlops import lifecycle, versioning
 
     layout = lifecycle.layout_of(settings)
-    extra = layout.root / "data" / "extra"
+    extra = layout.extra
     rows = new_rows(labelled_since(settings, None), known_texts(layout))
     evidence: dict[str, Any] = {"drifting": drifting}
     enough = len(rows) >= settings.mlops.watch_min_labelled
