@@ -104,11 +104,15 @@ class ActResult:
         return [p for p in self.passes if p.decision is not None]
 
     @property
-    def promoted_turn(self) -> int | None:
+    def promotion(self) -> Pass | None:
+        """The watch pass that promoted a new champion, if one did."""
         return next(
-            (p.turn for p in self.decisions if p.decision and p.decision.action in PROMOTED),
-            None,
+            (p for p in self.decisions if p.decision and p.decision.action in PROMOTED), None
         )
+
+    @property
+    def promoted_turn(self) -> int | None:
+        return self.promotion.turn if self.promotion else None
 
     @property
     def ab_evidence(self) -> dict[str, Any] | None:
@@ -294,10 +298,7 @@ def run_act(settings: Settings, console: Console, plan: ActPlan | None = None) -
         onset_turn=state.onset,
         seconds=time.perf_counter() - started,
     )
-    promoted = next(
-        (p.decision for p in result.decisions if p.decision and p.decision.action in PROMOTED),
-        None,
-    )
+    promoted = result.promotion.decision if result.promotion else None
     if promoted is not None and promoted.champion_after is not None:
         result.new_champion = promoted.champion_after
         result.onset_to_promoted_s = promoted.at.timestamp() - state.onset_at

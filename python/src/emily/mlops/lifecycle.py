@@ -182,11 +182,10 @@ def load_model(settings: Settings, ref: str) -> tuple[AppraisalModel, registry.V
 
 
 def held_out(
-    settings: Settings, source: str | None = None
-) -> tuple[list[str], np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """The current dataset's test split (texts, embeddings, human valence), only the rows of
-    ``source`` (``vader``, ``extra``) when given; pulled from the DVC remote when the workspace
-    lacks it."""
+    settings: Settings,
+) -> tuple[list[str], np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """The current dataset's test split (texts, embeddings, human valence, and each row's
+    source: ``vader`` or ``extra``); pulled from the DVC remote when the workspace lacks it."""
     from emily.mlops.pipeline.stages import load_embeddings
 
     layout = layout_of(settings)
@@ -194,40 +193,55 @@ def held_out(
         versioning.pull(settings, layout)
     frame = dataset.read(io.BytesIO(versioning.read_versioned(layout, layout.lexicon)))
     vectors = load_embeddings(layout, len(frame))
-    mask = frame["split"] == "test"
-    if source is not None:
-        mask &= frame["source"] == source
-    test = np.flatnonzero(mask.to_numpy())
+    test = np.flatnonzero((frame["split"] == "test").to_numpy())
     return (
         frame["token"].iloc[test].tolist(),
         vectors[test],
         frame["valence"].to_numpy(dtype=np.float64)[test],
+        frame["source"].to_numpy()[test],
     )
 
 
-def compare_aliases(settings: Settings, source: str | None = None) -> Comparison | None:
-    """Champion vs challenger on the held-out split (of ``source`` only, when given); ``None``
-    when an alias is unset or fewer than ``MIN_COMPARED`` rows are held out."""
+def compare_aliases_on(
+    settings: Settings, sources: Sequence[str | None]
+) -> dict[str | None, Comparison | None]:
+    """Champion vs challenger on the held-out split, once per entry of ``sources``: the rows
+    of that source only (``None``: every row). The split is read and each model appraises it
+    once; a comparison is ``None`` when an alias is unset or fewer than ``MIN_COMPARED`` rows
+    are held out."""
     client = _client(settings)
     name = settings.mlops.model_name
     champion = registry.by_alias(client, name, registry.CHAMPION)
     challenger = registry.by_alias(client, name, registry.CHALLENGER)
     if champion is None or challenger is None:
-        return None
-    texts, vectors, truth = held_out(settings, source)
-    if len(texts) < MIN_COMPARED:
-        return None
+        return dict.fromkeys(sources)
+    texts, vectors, truth, row_sources = held_out(settings)
     champ_model, _ = load_model(settings, f"{name}/{champion.version}")
     chal_model, _ = load_model(settings, f"{name}/{challenger.version}")
-    return compare(
-        champion,
-        challenger,
-        champ_model.appraise(texts, vectors),
-        chal_model.appraise(texts, vectors),
-        truth,
-        samples=settings.mlops.bootstrap_samples,
-        alpha=settings.mlops.promote_alpha,
-    )
+    champ_pred = np.asarray(champ_model.appraise(texts, vectors))
+    chal_pred = np.asarray(chal_model.appraise(texts, vectors))
+    result: dict[str | None, Comparison | None] = {}
+    for source in sources:
+        rows = np.ones(len(texts), bool) if source is None else row_sources == source
+        result[source] = (
+            compare(
+                champion,
+                challenger,
+                champ_pred[rows],
+                chal_pred[rows],
+                truth[rows],
+                samples=settings.mlops.bootstrap_samples,
+                alpha=settings.mlops.promote_alpha,
+            )
+            if int(rows.sum()) >= MIN_COMPARED
+            else None
+        )
+    return result
+
+
+def compare_aliases(settings: Settings) -> Comparison | None:
+    """Champion vs challenger on the whole held-out split."""
+    return compare_aliases_on(settings, [None])[None]
 
 
 def promote(

@@ -354,9 +354,9 @@ def offline_gate(settings: Settings) -> tuple[Comparison | None, str]:
     criterion where the new held-out rows are too few to tell."""
     from emily.mlops import lifecycle
 
-    new = lifecycle.compare_aliases(settings, source="extra")
-    old = lifecycle.compare_aliases(settings, source="vader") if new is not None else None
-    overall = lifecycle.compare_aliases(settings)
+    slices = lifecycle.compare_aliases_on(settings, ["extra", "vader", None])
+    new, overall = slices["extra"], slices[None]
+    old = slices["vader"] if new is not None else None
     if new is None and overall is None:
         return None, "no champion and challenger to compare (or too few held-out rows)"
     named = (

@@ -60,10 +60,10 @@ def open_workspace(
     pipeline_source = source or default_pipeline_dir()
     checkout = pipeline_source.parent
     pipeline = root / "pipeline"
+    layout = Layout(pipeline)
     if not (pipeline / "dvc.yaml").is_file():
         _create(root, checkout, pipeline_source, params or {})
-    layout = Layout(pipeline)
-    if params:
+    elif params:
         write_params(layout, **params)
     return layout
 
