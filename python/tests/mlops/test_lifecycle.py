@@ -5,7 +5,9 @@ the numbers, roll back, and never leave the registry half-updated."""
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -296,3 +298,21 @@ def test_invalid_data_stops_the_pipeline_at_validation(
     assert embed(lock_after) == embed(lock_before)  # nothing downstream ran
     assert aliases(pipeline_repo) == before
     # (The workspace is left with outdated stages: later tests use the registry, not it.)
+
+
+def test_models_loaded_at_once_in_threads_leave_no_stand_in_module_behind(
+    pipeline_repo: PipelineRepo, weak_champion: dict[str, Any], strong_challenger: dict[str, Any]
+) -> None:
+    # The champion's and the challenger's followers load their models at the same time; MLflow
+    # swaps a stand-in ``dbutils`` into sys.modules around each load, and interleaved swaps
+    # used to leave one there, which broke Hypothesis's scan of sys.modules in later tests.
+    client(pipeline_repo)  # points MLflow at the test server
+    name = pipeline_repo.settings.mlops.model_name
+    uris = [f"models:/{name}/{v['version']}" for v in (weak_champion, strong_challenger)] * 4
+    load = lifecycle._load.__wrapped__  # the uncached load: every call really loads
+    with ThreadPoolExecutor(max_workers=len(uris)) as pool:
+        models = list(pool.map(load, uris))
+    assert "dbutils" not in sys.modules
+    scores = [m.appraise(["what a wonderful gift"])[0] for m in models]
+    assert len({float(s) for s in scores[::2]}) == 1  # one version, one answer
+    assert len({float(s) for s in scores[1::2]}) == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
@@ -151,11 +152,19 @@ def _run_exists(client: MlflowClient, run_id: str) -> bool:
     return True
 
 
+# MLflow rebuilds a model from code with a stand-in ``dbutils`` module swapped into
+# ``sys.modules`` and restores the old entry afterwards. Two loads at once (the champion's and
+# the challenger's followers) interleave the swaps and leave the stand-in there for good, where
+# anything that walks ``sys.modules`` (Hypothesis, inspect) trips over it. One load at a time.
+_LOAD_LOCK = threading.Lock()
+
+
 @lru_cache(maxsize=8)
 def _load(uri: str) -> AppraisalModel:
     import mlflow
 
-    loaded = mlflow.pyfunc.load_model(uri).unwrap_python_model()
+    with _LOAD_LOCK:
+        loaded = mlflow.pyfunc.load_model(uri).unwrap_python_model()
     # Models from code are rebuilt from the copy stored with the model, under another module
     # name, so the class is not ours by identity; the interface is what counts.
     if not callable(getattr(loaded, "appraise", None)):
