@@ -29,7 +29,6 @@ from emily.demo.corpus import DERIVED, Embed, build_corpus, read_jsonl, relabel,
 from emily.demo.day import DayEvent, day_events, demo_day, stimulus_payload
 from emily.demo.drift_report import write_act
 from emily.demo.report import FeatureRow, LoopRecord, SearchRow, write_report
-from emily.demo.shift import ActPlan
 from emily.errors import EmilyError
 from emily.locator import is_external
 from emily.stack.manager import Stack
@@ -60,7 +59,6 @@ class DemoOptions:
     agents: bool = True
     train: bool = True  # train the appraisal model when no champion exists (first run)
     drift_act: bool = True  # the second act: the stream shifts, the loop retrains itself
-    act_plan: ActPlan | None = None  # its lengths (None: the defaults)
 
 
 @dataclass
@@ -441,7 +439,7 @@ def second_act(
 
     console.rule("second act: the stream shifts to chat text")
     try:
-        act = run_act(settings, console, options.act_plan)
+        act = run_act(settings, console)
     except (EmilyError, ImportError) as exc:
         problems.append(f"the second act could not run: {exc}")
         console.print(f"[yellow]second act not available:[/] {exc}")
