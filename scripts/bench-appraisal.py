@@ -42,7 +42,7 @@ def main() -> None:
     from emily.mlops import lifecycle
 
     settings = load_settings(state_dir=args.state_dir)
-    texts, _, _ = lifecycle.held_out(settings)
+    texts = lifecycle.held_out(settings)[0]
     model, info = lifecycle.load_model(settings, f"{settings.mlops.model_name}@champion")
     model.appraise(texts[:8])  # warm-up: the embedder loads here
 

@@ -110,6 +110,39 @@ def test_resume_after_killing_the_process_mid_thread(
     assert sorted(r[2] for r in rows if r[1] == thread) == list(range(1, n + 1))
 
 
+def test_a_crash_between_the_last_writes_and_their_checkpoint_is_resumed(
+    agents_settings: Settings, endpoints: Endpoints, embedder: Any, tmp_path: Path
+) -> None:
+    """The kill above lands where it lands; this is the one spot that used to lose a turn: the
+    last node's writes saved, the checkpoint after them not (made here by deleting it). The
+    state then reads as finished while the checkpoint is one step behind."""
+    stimuli = load_stimuli(write_stimuli(tmp_path / "day.jsonl", 5))
+    thread = f"writes-{uuid.uuid4().hex[:6]}"
+    settings = variant(agents_settings, agents={"cognition_enabled": False, "durability": "sync"})
+
+    async def run(lines: Any, *, resume: bool) -> tuple[Any, list[Any], Any]:
+        async with await Agent.open(settings, embedder=embedder) as agent:
+            before = await agent.thread(thread)
+            results = await run_stimuli(agent, thread, lines, resume=resume)
+            return before, results, await agent.thread(thread)
+
+    asyncio.run(run(stimuli[:3], resume=False))
+    with psycopg.connect(endpoints.postgres_admin_dsn, autocommit=True) as conn:
+        deleted = conn.execute(
+            "DELETE FROM emily_agents.checkpoints WHERE thread_id = %s AND checkpoint_id = "
+            "(SELECT max(checkpoint_id) FROM emily_agents.checkpoints WHERE thread_id = %s)",
+            (thread, thread),
+        ).rowcount
+    assert deleted == 1
+    before, results, after = asyncio.run(run(stimuli, resume=True))
+    assert before is not None and before.pending  # open, though its values read turn 3
+    # Turn 3 finished from its saved writes (its nodes not run again), then lines 4 and 5.
+    assert [r.turn for r in results] == [3, 4, 5]
+    assert after is not None and after.turn == 5 and not after.pending
+    assert [h["stimulus"] for h in after.history] == [s.text for s in stimuli]
+    assert sorted(r[2] for r in stored_rows(agents_settings, thread)) == [1, 2, 3, 4, 5]
+
+
 def run_cli(state_dir: Path, stimuli: Path, *args: str) -> list[dict[str, Any]]:
     """``emily agents run --json``: the turns it printed."""
     result = CliRunner().invoke(

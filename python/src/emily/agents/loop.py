@@ -22,6 +22,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import StateSnapshot
 from opentelemetry.trace import Tracer
 from pydantic import BaseModel, Field
 
@@ -137,6 +138,16 @@ class ThreadView(BaseModel):
     drives: dict[str, dict[str, float]]
     pending: list[str] = Field(description="Nodes still to run (a turn interrupted by a crash).")
     history: list[dict[str, Any]] = Field(description="Recent turns (``state.HistoryEntry``).")
+
+
+def open_step(snapshot: StateSnapshot) -> list[str]:
+    """The nodes of the thread's step that has no checkpoint yet ([]: the turn is complete).
+
+    Not ``snapshot.next``: that leaves out the nodes whose writes were saved, so a process
+    killed after the last node's writes but before the checkpoint after it looks finished, and
+    its turn would be overwritten by the next one. The step is open until its checkpoint lands;
+    invoking the graph again applies the saved writes without running those nodes twice."""
+    return [task.name for task in snapshot.tasks]
 
 
 class Agent:
@@ -484,14 +495,14 @@ class Agent:
         snapshot = await self.graph.aget_state(config)
         if not snapshot.values:
             return None
-        if not snapshot.next:
+        if not (pending := open_step(snapshot)):
             return snapshot.config
         head: RunnableConfig | None = None
         async for earlier in self.graph.aget_state_history(config):
-            if earlier.values and not earlier.next:
+            if earlier.values and not open_step(earlier):
                 head = earlier.config
                 break
-        log.warning("discarding_unfinished_turn", thread_id=thread_id, pending=snapshot.next)
+        log.warning("discarding_unfinished_turn", thread_id=thread_id, pending=pending)
         await self._restore(thread_id, head)
         return head
 
@@ -528,9 +539,9 @@ class Agent:
     async def resume(self, thread_id: str) -> TurnResult | None:
         """Finish a turn a crash interrupted, from its last checkpoint; ``None`` if none was."""
         snapshot = await self.graph.aget_state(self.config(thread_id))
-        if not snapshot.next:
+        if not (pending := open_step(snapshot)):
             return None
-        log.info("resume", thread_id=thread_id, pending=list(snapshot.next))
+        log.info("resume", thread_id=thread_id, pending=pending)
         started = time.perf_counter()
         values = await self._invoke(None, thread_id, self.context(thread_id=thread_id))
         return TurnResult.from_state(values, (time.perf_counter() - started) * 1000)
@@ -545,6 +556,6 @@ class Agent:
             turn=values.get("turn", 0),
             mood=values.get("mood", [0.0, 0.0, 0.0]),
             drives={name: dict(d) for name, d in values.get("drives", {}).items()},
-            pending=list(snapshot.next),
+            pending=open_step(snapshot),
             history=[dict(h) for h in values.get("history", [])],
         )
